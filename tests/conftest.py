@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    return EXAMPLES / "portrait.jpg"
+
+
+@pytest.fixture(scope="session")
+def speech_path() -> Path:
+    return EXAMPLES / "speech.wav"
+
+
+@pytest.fixture(scope="session")
+def portrait_rgb(portrait_path) -> np.ndarray:
+    return np.asarray(Image.open(portrait_path).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    from talkrt.runtime.face import FaceAnalyzer
+
+    return FaceAnalyzer()
+
+
+@pytest.fixture(scope="session")
+def portrait_mesh(analyzer, portrait_rgb):
+    return analyzer.analyze(portrait_rgb)
