@@ -1,0 +1,113 @@
+"""`talkrt` command line. Errors are one line on stderr and a non-zero exit code."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+EXIT_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other input error
+        self.exit(EXIT_INPUT, f"talkrt: error: {message} (see --help)\n")
+
+
+def _gaze(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gaze expects X,Y (e.g. 0.2,-0.1), got {text!r}") from None
+    return x, y
+
+
+def _progress_bar(stream):
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        if done != total and done % 5:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        stream.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {rate:5.1f} fps")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+    return show
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="talkrt", description="Talking-face video from one portrait photo and speech audio.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser("generate", help="render a talking-face MP4")
+    g.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP)")
+    g.add_argument("audio", help="speech audio (WAV, FLAC, OGG, MP3; any rate and channel count)")
+    g.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    g.add_argument("--profile", default="cpu", help="profile name or .toml path (default: cpu)")
+    g.add_argument("--fps", type=float, help="frames per second (default 25)")
+    g.add_argument("--max-size", type=int, help="longer side of the full-photo output in px (default 1280)")
+    g.add_argument("--crop", action="store_true", help="output the 512x512 aligned face instead of the whole photo")
+    g.add_argument("--face-index", type=int, default=0, help="which face, by size, 0 = largest (default 0)")
+    g.add_argument("--motion", help="motion model: heuristic (default from the profile)")
+    g.add_argument("--seed", type=int, default=0, help="seed for blinks, gaze and head motion (default 0)")
+    g.add_argument("--emotion", default="neutral", help="neutral, happy, sad, surprised or angry")
+    g.add_argument("--head-motion", type=float, default=1.0, help="head movement intensity, 0-3 (default 1)")
+    g.add_argument("--gaze", type=_gaze, help="fixed gaze X,Y in [-1, 1] (default: natural)")
+    g.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _run_generate(args) -> int:
+    from talkrt.runtime.errors import OptionError
+    from talkrt.runtime.motion import MotionControls
+    from talkrt.runtime.session import SessionOptions, generate
+
+    if args.crop and args.max_size is not None:
+        raise OptionError("--crop", "contradicts --max-size (a crop is always 512x512)")
+    if not 0 <= args.crf <= 51:
+        raise OptionError("--crf", f"must be between 0 and 51, got {args.crf}")
+    for opt, path in (("portrait", args.portrait), ("audio", args.audio)):
+        if os.path.abspath(path) == os.path.abspath(args.output):
+            raise OptionError("--output", f"would overwrite the {opt} input")
+    controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze)
+    options = SessionOptions.from_profile(args.profile, fps=args.fps, max_size=args.max_size, crop=args.crop,
+                                          face_index=args.face_index, motion=args.motion, controls=controls)
+    show = _progress_bar(sys.stderr) if (sys.stderr.isatty() and not args.quiet) else None
+    summary = generate(args.portrait, args.audio, args.output, options, progress=show, crf=args.crf)
+    if not args.quiet:
+        print(f"wrote {args.output}: {summary['frames']} frames {summary['width']}x{summary['height']}, "
+              f"{summary['audio_s']:.2f} s, rendered at {summary['fps']:.1f} fps")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from talkrt.runtime.errors import TalkrtError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _run_generate(args)
+    except TalkrtError as exc:
+        print(f"talkrt: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("talkrt: interrupted; no output written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("talkrt: error: out of memory", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("TALKRT_DEBUG"):
+            raise
+        print(f"talkrt: internal error: {exc.__class__.__name__}: {exc} (set TALKRT_DEBUG=1 for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

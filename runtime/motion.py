@@ -1,0 +1,85 @@
+"""The `motion` stage interface: audio features -> per-frame builtin motion coefficients.
+
+Every motion model (the hand-made heuristic driver, the trained diffusion transformer) takes the
+same inputs and returns a [T, len(MOTION_FIELDS)] float32 array in the units below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from talkrt.runtime.audio_enc import AudioFeatures
+from talkrt.runtime.errors import OptionError
+
+# name -> (low, high, unit)
+MOTION_SPEC: dict[str, tuple[float, float, str]] = {
+    "jaw_open": (0.0, 1.0, "1 = wide open"),
+    "lip_spread": (0.0, 1.0, "corners pulled outwards"),
+    "lip_round": (0.0, 1.0, "corners drawn in"),
+    "lip_press": (0.0, 1.0, "lips pressed shut, overrides jaw"),
+    "smile": (-1.0, 1.0, "corners up (+) or down (-)"),
+    "blink_l": (0.0, 1.0, "1 = closed"),
+    "blink_r": (0.0, 1.0, "1 = closed"),
+    "brow_raise": (0.0, 1.0, ""),
+    "brow_furrow": (0.0, 1.0, ""),
+    "gaze_x": (-1.0, 1.0, "+ = subject looks to image right"),
+    "gaze_y": (-1.0, 1.0, "+ = down"),
+    "head_pitch": (-15.0, 15.0, "deg, + = nod down"),
+    "head_yaw": (-15.0, 15.0, "deg, + = turn to image right"),
+    "head_roll": (-10.0, 10.0, "deg"),
+    "head_tx": (-0.1, 0.1, "face widths"),
+    "head_ty": (-0.1, 0.1, "face widths"),
+    "head_scale": (-0.1, 0.1, "relative"),
+}
+MOTION_FIELDS = tuple(MOTION_SPEC)
+FIELD = {name: i for i, name in enumerate(MOTION_FIELDS)}
+MOTION_LOW = np.array([v[0] for v in MOTION_SPEC.values()], np.float32)
+MOTION_HIGH = np.array([v[1] for v in MOTION_SPEC.values()], np.float32)
+
+EMOTIONS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happy": {"smile": 0.6, "brow_raise": 0.15},
+    "sad": {"smile": -0.4, "brow_furrow": 0.4},
+    "surprised": {"brow_raise": 0.7, "jaw_open": 0.1},
+    "angry": {"brow_furrow": 0.8, "smile": -0.2},
+}
+
+
+@dataclass(frozen=True)
+class MotionControls:
+    """User controls shared by every motion model."""
+
+    seed: int = 0
+    emotion: str = "neutral"
+    head_motion: float = 1.0  # intensity multiplier of head movement; 0 = still head
+    gaze: tuple[float, float] | None = None  # fixed gaze (x, y) in [-1, 1]; None = natural
+
+    def __post_init__(self):
+        if self.emotion not in EMOTIONS:
+            raise OptionError("--emotion", f"unknown emotion {self.emotion!r} (choose from {', '.join(EMOTIONS)})")
+        if not (0.0 <= self.head_motion <= 3.0) or not np.isfinite(self.head_motion):
+            raise OptionError("--head-motion", f"must be between 0 and 3, got {self.head_motion}")
+        if self.gaze is not None and not all(-1.0 <= g <= 1.0 for g in self.gaze):
+            raise OptionError("--gaze", f"both values must be in [-1, 1], got {self.gaze}")
+
+
+class MotionModel(Protocol):
+    name: str
+
+    def generate(self, features: AudioFeatures, controls: MotionControls) -> np.ndarray:
+        """[T, len(MOTION_FIELDS)] float32 motion for the T frames of `features`."""
+        ...
+
+
+def clip_motion(motion: np.ndarray) -> np.ndarray:
+    return np.clip(motion, MOTION_LOW, MOTION_HIGH).astype(np.float32)
+
+
+def open_motion(name: str) -> MotionModel:
+    if name == "heuristic":
+        from talkrt.runtime.builtin.heuristic import HeuristicMotion
+
+        return HeuristicMotion()
+    raise OptionError("--motion", f"unknown motion model {name!r} (available: heuristic)")

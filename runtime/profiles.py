@@ -1,0 +1,50 @@
+"""Profiles: TOML data, a defaults file plus per-device deltas; unknown keys are errors."""
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from talkrt.runtime.errors import OptionError
+
+
+def _profile_text(name: str) -> str:
+    path = Path(name)
+    if path.suffix == ".toml" and path.is_file():
+        return path.read_text()
+    res = resources.files("talkrt.profiles") / f"{name}.toml"
+    if not res.is_file():
+        available = sorted(p.name[:-5] for p in resources.files("talkrt.profiles").iterdir()
+                           if p.name.endswith(".toml") and p.name != "defaults.toml")
+        raise OptionError("--profile", f"unknown profile {name!r} (available: {', '.join(available)})")
+    return res.read_text()
+
+
+def _merge(base: dict, delta: dict, where: str) -> dict:
+    out = dict(base)
+    for key, value in delta.items():
+        if key not in base:
+            raise OptionError(f"profile key {where}{key}", "is not a known setting")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise OptionError(f"profile key {where}{key}", "must be a table")
+            out[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            if isinstance(base[key], float) and isinstance(value, int):
+                value = float(value)
+            if type(value) is not type(base[key]):
+                raise OptionError(f"profile key {where}{key}", f"must be {type(base[key]).__name__}")
+            out[key] = value
+    return out
+
+
+def load_profile(name: str = "cpu") -> dict[str, Any]:
+    defaults = tomllib.loads((resources.files("talkrt.profiles") / "defaults.toml").read_text())
+    try:
+        delta = tomllib.loads(_profile_text(name))
+    except tomllib.TOMLDecodeError as exc:
+        raise OptionError(f"profile {name}", f"is not valid TOML ({exc})") from None
+    profile = _merge(defaults, delta, "")
+    profile["name"] = Path(name).stem
+    return profile
