@@ -15,7 +15,7 @@ from talkrt.runtime.audio_io import SAMPLE_RATE_HZ
 HOP = 160  # 10 ms
 WIN = 512  # 32 ms
 N_MELS = 40
-CHUNK_HOPS = 6000  # 60 s of audio per chunk
+CHUNK_HOPS = 1000  # 10 s of audio per chunk
 F0_MIN_HZ, F0_MAX_HZ = 70.0, 400.0
 
 

@@ -87,7 +87,10 @@ def _run_generate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from talkrt.runtime.errors import TalkrtError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors (code 2) and --help (code 0)
+        return int(exc.code or 0)
     try:
         if args.command == "generate":
             return _run_generate(args)

@@ -116,8 +116,8 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     upper_lip = set(L.LIPS_UPPER_OUTER[1:-1] + L.LIPS_UPPER_INNER[1:-1])
     lips = lower_lip | upper_lip | set(L.MOUTH_CORNERS)
 
-    # jaw: 1.0 opens the lips by ~0.32 mouth widths; the lower face follows, fading sideways
-    jaw_px = 0.32 * mouth_w
+    # jaw: 1.0 opens the lips by ~0.26 mouth widths; the lower face follows, fading sideways
+    jaw_px = 0.26 * mouth_w
     lip_y = xy[14, 1]
     below = np.clip((y - corner_y) / max(lip_y - corner_y, 1.0), 0, 1)
     side = np.clip(1.2 - np.abs(x - mid_x) / (0.5 * face_w), 0, 1)

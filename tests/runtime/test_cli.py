@@ -1,0 +1,151 @@
+"""End to end through the CLI, and every kind of bad input: one line, non-zero exit, no output."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from talkrt.runtime.audio_io import load_audio
+from talkrt.runtime.cli import main
+
+
+@pytest.fixture(scope="module")
+def short_speech(tmp_path_factory, speech_path):
+    """The first 2.4 s of the example speech (keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("audio") / "short.wav"
+    sf.write(path, load_audio(speech_path)[: int(2.4 * 16000)], 16000)
+    return path
+
+
+def _run(args, capsys):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _read_mp4(path: Path):
+    import av
+
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        return frames, v.codec_context.name, a.codec_context.name
+
+
+def test_generate_full_photo(tmp_path, portrait_path, short_speech, portrait_mesh, capsys):
+    out = tmp_path / "out.mp4"
+    code, stdout, err = _run(["generate", portrait_path, short_speech, "-o", out, "--fps", 25], capsys)
+    assert code == 0, err
+    frames, vcodec, acodec = _read_mp4(out)
+    assert (vcodec, acodec) == ("h264", "aac")
+    assert abs(len(frames) - 60) <= 1  # 2.4 s at 25 fps
+    assert frames[0].shape == (512, 512, 3)
+    # the mouth region changes over time while the image corners stay put
+    stack = np.stack(frames).astype(np.float32)
+    mx, my = np.round(portrait_mesh.points[14, :2]).astype(int)
+    assert stack[:, my - 12:my + 12, mx - 20:mx + 20].std(0).mean() > 3.0
+    assert stack[:, :40, :40].std(0).mean() < 1.5
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_generate_crop_and_fps(tmp_path, portrait_path, short_speech, capsys):
+    out = tmp_path / "crop.mp4"
+    code, _, err = _run(["generate", portrait_path, short_speech, "-o", out, "--crop", "--fps", 30, "--quiet"], capsys)
+    assert code == 0, err
+    frames, _, _ = _read_mp4(out)
+    assert frames[0].shape == (512, 512, 3)
+    assert abs(len(frames) - 72) <= 1
+
+
+def test_silence_gives_idle_face(tmp_path, portrait_path, capsys):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 3, np.float32), 16000)
+    out = tmp_path / "idle.mp4"
+    code, _, err = _run(["generate", portrait_path, silent, "-o", out, "--crop", "--seed", 3], capsys)
+    assert code == 0, err
+    frames, _, _ = _read_mp4(out)
+    assert abs(len(frames) - 75) <= 1
+    stack = np.stack(frames).astype(np.float32)
+    assert stack.std(0).mean() > 0.2  # not a frozen picture: breathing, drift, blinks
+
+
+def _bad(args, capsys, tmp_path, match):
+    code, _, err = _run(args, capsys)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert match in lines[0], lines[0]
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_missing_files(tmp_path, portrait_path, short_speech, capsys):
+    _bad(["generate", tmp_path / "none.jpg", short_speech, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "no such file")
+    _bad(["generate", portrait_path, tmp_path / "none.wav", "-o", tmp_path / "o.mp4"], capsys, tmp_path, "no such file")
+
+
+def test_wrong_kinds_of_file(tmp_path, portrait_path, short_speech, capsys):
+    _bad(["generate", short_speech, short_speech, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "not an image")
+    _bad(["generate", portrait_path, portrait_path, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "audio")
+
+
+def test_no_face(tmp_path, short_speech, capsys):
+    rng = np.random.default_rng(1)
+    noise = tmp_path / "noise.png"
+    Image.fromarray((rng.random((300, 300, 3)) * 255).astype(np.uint8)).save(noise)
+    _bad(["generate", noise, short_speech, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "no face found")
+
+
+def test_face_index_out_of_range(tmp_path, portrait_path, short_speech, capsys):
+    _bad(["generate", portrait_path, short_speech, "-o", tmp_path / "o.mp4", "--face-index", 3],
+         capsys, tmp_path, "only 1 face")
+
+
+def test_face_too_small(tmp_path, portrait_rgb, short_speech, capsys):
+    small = Image.fromarray(portrait_rgb).resize((160, 160))
+    canvas = Image.new("RGB", (1200, 1200), (200, 200, 200))
+    canvas.paste(small, (500, 500))
+    path = tmp_path / "tiny.png"
+    canvas.save(path)
+    code, _, err = _run(["generate", path, short_speech, "-o", tmp_path / "o.mp4"], capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "too small" in err or "no face" in err
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_empty_and_nan_audio(tmp_path, portrait_path, capsys):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    _bad(["generate", portrait_path, empty, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "empty")
+    nan = tmp_path / "nan.wav"
+    data = np.zeros(16000, np.float32)
+    data[100] = np.inf
+    sf.write(nan, data, 16000, subtype="FLOAT")
+    _bad(["generate", portrait_path, nan, "-o", tmp_path / "o.mp4"], capsys, tmp_path, "NaN or infinite")
+
+
+def test_unwritable_output(tmp_path, portrait_path, short_speech, capsys):
+    _bad(["generate", portrait_path, short_speech, "-o", tmp_path / "no" / "dir" / "o.mp4"], capsys, tmp_path,
+         "does not exist")
+    _bad(["generate", portrait_path, short_speech, "-o", tmp_path / "o.avi"], capsys, tmp_path, ".mp4")
+
+
+def test_contradictory_and_bad_options(tmp_path, portrait_path, short_speech, capsys):
+    base = ["generate", portrait_path, short_speech, "-o", tmp_path / "o.mp4"]
+    _bad(base + ["--crop", "--max-size", 800], capsys, tmp_path, "contradicts")
+    _bad(base + ["--fps", 0], capsys, tmp_path, "--fps")
+    _bad(base + ["--emotion", "bored"], capsys, tmp_path, "unknown emotion")
+    _bad(base + ["--gaze", "2,0"], capsys, tmp_path, "--gaze")
+    _bad(base + ["--profile", "nosuch"], capsys, tmp_path, "unknown profile")
+    _bad(base + ["--motion", "magic"], capsys, tmp_path, "unknown motion")
+    _bad(base + ["--fps", "fast"], capsys, tmp_path, "invalid float")
+
+
+def test_console_script_entry_point(tmp_path):
+    """The installed `talkrt` command answers --help (packaging is wired)."""
+    res = subprocess.run([sys.executable, "-m", "talkrt.runtime.cli", "generate", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "--face-index" in res.stdout
