@@ -55,16 +55,18 @@ class SessionOptions:
 
 @dataclass
 class StageTimes:
-    """Accumulated wall-clock milliseconds per stage (host work; the CPU path is synchronous)."""
+    """Wall-clock milliseconds of every call, per stage (host work; the CPU path is synchronous)."""
 
-    total_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, stage: str, start: float) -> float:
         now = time.perf_counter()
-        self.total_ms[stage] += (now - start) * 1000.0
-        self.calls[stage] += 1
+        self.samples_ms[stage].append((now - start) * 1000.0)
         return now
+
+    @property
+    def total_ms(self) -> dict[str, float]:
+        return {k: float(sum(v)) for k, v in self.samples_ms.items()}
 
 
 def _fit(rgb: np.ndarray, max_size: int) -> np.ndarray:

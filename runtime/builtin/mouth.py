@@ -31,6 +31,7 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, teeth
     lower = points[list(L.LIPS_LOWER_INNER)]
     gap = float((lower[1:-1, 1] - upper[1:-1, 1]).max())
     if gap < min_gap_px:
+        _paint_seam(frame, (upper + lower) / 2)
         return
     poly = np.concatenate([upper, lower[1:-1][::-1]])
     x0, y0 = np.floor(poly.min(0)).astype(int) - 2
@@ -106,8 +107,8 @@ def fill_mouth_opening(crop: np.ndarray, points: np.ndarray, mouth_width: float)
     so that closing it (a warp that squeezes the opening to a line) leaves no teeth at the seam."""
     poly = np.concatenate([points[list(L.LIPS_UPPER_INNER)], points[list(L.LIPS_LOWER_INNER[1:-1])][::-1]])
     mask = _poly_mask(crop.shape[:2], poly)
-    grow = max(3, int(round(0.04 * mouth_width)))
-    mask = cv2.dilate((mask > 0).astype(np.uint8) * 255, np.ones((3, grow), np.uint8))
+    grow = max(3, int(round(0.06 * mouth_width))) | 1
+    mask = cv2.dilate((mask > 0).astype(np.uint8) * 255, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
     return cv2.inpaint(crop, mask, max(3, grow), cv2.INPAINT_TELEA)
 
 
@@ -131,3 +132,18 @@ def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l
         alpha = cv2.GaussianBlur(layer, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * 0.75 * strength
         roi = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array([52, 36, 34], np.float32) * alpha).astype(np.uint8)
+
+
+def _paint_seam(frame: np.ndarray, line: np.ndarray) -> None:
+    """The soft dark line where closed lips meet."""
+    x0, y0 = np.floor(line.min(0)).astype(int) - 3
+    x1, y1 = np.ceil(line.max(0)).astype(int) + 4
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return
+    layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.polylines(layer, [np.round((line - [x0, y0]) * SUBPIXEL).astype(np.int32)], False, 255, 2, cv2.LINE_AA, shift=2)
+    alpha = cv2.GaussianBlur(layer, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * 0.55
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array([96, 42, 44], np.float32) * alpha).astype(np.uint8)

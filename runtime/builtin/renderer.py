@@ -65,11 +65,11 @@ class BuiltinRenderer:
         crop = cv2.warpAffine(rgb, self.affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         rig = build_rig(crop_mesh, size)
         self.teeth_rgb = teeth_colour(crop, rig.points)
-        # A mouth open in the photo is closed once, here, with a 1-pixel flow grid, and that closed
+        # A mouth open in the photo is closed once, here, with a 2-pixel flow grid, and that closed
         # face becomes the rest pose: the per-frame warp then never has to collapse a region.
         if np.abs(rig.neutral).max() > 0.5:
             crop = fill_mouth_opening(crop, rig.points, rig.mouth_width)
-            fine = build_warp_grid(rig.points, size, size)
+            fine = build_warp_grid(rig.points, size, size // 2)
             m = backward_map(fine, rig.neutral, iterations=6)
             crop = cv2.remap(crop, m[..., 0], m[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             crop_mesh = crop_mesh.copy()
