@@ -19,6 +19,7 @@ MESH_SIZE = 192  # face mesh input, [0, 1]
 IRIS_SIZE = 64  # iris input, [0, 1]
 MIN_FACE_PX = 48  # smaller faces cannot be animated usefully
 SCORE_THRESHOLD = 0.5
+TILE_SCORE_THRESHOLD = 0.8
 # eye corners in the 468 mesh (subject's right eye = image left) used to place the iris crops
 RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_CORNERS = (362, 263)
@@ -59,6 +60,28 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a) + area(b) - inter + 1e-9)
 
 
+def _contains(outer: np.ndarray, inner: np.ndarray) -> bool:
+    """Does `outer` contain the centre of `inner`?"""
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return bool(outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3])
+
+
+def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> list[FaceBox]:
+    """MediaPipe-style blending: overlapping detections are averaged, weighted by score."""
+    faces = []
+    order = np.argsort(-scores)
+    used = np.zeros(len(order), bool)
+    for i in order:
+        if used[i]:
+            continue
+        group = (~used) & (_iou(boxes[i], boxes) > 0.3)
+        used |= group
+        wts = scores[group] / scores[group].sum()
+        faces.append(FaceBox((boxes[group] * wts[:, None]).sum(0).astype(np.float32),
+                             (kps[group] * wts[:, None, None]).sum(0).astype(np.float32), float(scores[i])))
+    return faces
+
+
 def _crop_rotated(rgb: np.ndarray, centre, size: float, angle: float, out: int, flip: bool = False):
     """Crop a square of side `size` centred at `centre`, rotated by `angle` (rad), to out x out.
 
@@ -86,42 +109,50 @@ class FaceAnalyzer:
         self.anchors = _anchors()
 
     # -- detection -------------------------------------------------------------------------
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        """All faces, largest first. The image is letterboxed into the 128x128 input."""
+    def _detect_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
+        """Raw detections in one square window (letterboxed when it overhangs the image)."""
         h, w = rgb.shape[:2]
-        side = max(h, w)
+        window = rgb[y0:y0 + side, x0:x0 + side]
         scale = DETECT_SIZE / side
-        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(window, (max(1, round(window.shape[1] * scale)), max(1, round(window.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
         canvas = np.zeros((DETECT_SIZE, DETECT_SIZE, 3), np.float32)
-        oy, ox = (DETECT_SIZE - small.shape[0]) // 2, (DETECT_SIZE - small.shape[1]) // 2
-        canvas[oy:oy + small.shape[0], ox:ox + small.shape[1]] = small / 127.5 - 1.0
+        canvas[:small.shape[0], :small.shape[1]] = small[:DETECT_SIZE, :DETECT_SIZE] / 127.5 - 1.0
         res = self.detector.run({"input": canvas[None]})
         raw = res["regressors"][0]  # [896, 16]
         scores = 1 / (1 + np.exp(-np.clip(res["classificators"][0, :, 0], -80, 80).astype(np.float64)))
         keep = scores >= SCORE_THRESHOLD
-        if not keep.any():
-            return []
         raw, scores, anc = raw[keep], scores[keep], self.anchors[keep]
         centre = raw[:, 0:2] / DETECT_SIZE + anc
         half = raw[:, 2:4] / DETECT_SIZE / 2
-        boxes = np.concatenate([centre - half, centre + half], 1)
-        kps = raw[:, 4:16].reshape(-1, 6, 2) / DETECT_SIZE + anc[:, None]
-        # back to image pixels
-        to_px = lambda v: (v * DETECT_SIZE - np.array([ox, oy])) / scale
-        boxes = np.concatenate([to_px(boxes[:, :2]), to_px(boxes[:, 2:])], 1)
-        kps = to_px(kps)
-        faces = []
-        order = np.argsort(-scores)
-        used = np.zeros(len(order), bool)
-        for i in order:  # weighted non-maximum suppression
-            if used[i]:
-                continue
-            group = (~used) & (_iou(boxes[i], boxes) > 0.3)
-            used |= group
-            wts = scores[group] / scores[group].sum()
-            faces.append(FaceBox((boxes[group] * wts[:, None]).sum(0).astype(np.float32),
-                                 (kps[group] * wts[:, None, None]).sum(0).astype(np.float32),
-                                 float(scores[i])))
+        to_px = lambda v: v * side + np.array([x0, y0])
+        boxes = np.concatenate([to_px(centre - half), to_px(centre + half)], 1)
+        kps = to_px(raw[:, 4:16].reshape(-1, 6, 2) / DETECT_SIZE + anc[:, None])
+        return boxes, kps, scores
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        """All faces, largest first.
+
+        BlazeFace short-range sees faces that fill a good part of its 128x128 input, so the image
+        is searched at three window sizes (whole image, its shorter side, half that) with
+        half-window strides. Within a window detections are blended (weighted NMS); across windows
+        a face found in a larger window wins over its views in smaller ones.
+        """
+        h, w = rgb.shape[:2]
+        faces: list[FaceBox] = []
+        sides = [max(h, w)] + [s for s in (min(h, w), min(h, w) // 2) if 2 * DETECT_SIZE <= s < max(h, w)]
+        for level, side in enumerate(dict.fromkeys(sides)):
+            starts = lambda n: sorted(set(range(0, n - side + 1, side // 2)) | {n - side}) if side < n else [0]
+            for y0 in starts(h):
+                for x0 in starts(w):
+                    boxes, kps, scores = self._detect_square(rgb, x0, y0, side)
+                    # windows after the first see more clutter up close: ask for more confidence
+                    keep = scores >= (SCORE_THRESHOLD if level == 0 else TILE_SCORE_THRESHOLD)
+                    for face in _weighted_nms(boxes[keep], kps[keep], scores[keep]):
+                        # a face already found in a larger window wins over its partial views
+                        if all(_iou(f.box, face.box[None])[0] < 0.1 and not _contains(f.box, face.box)
+                               and not _contains(face.box, f.box) for f in faces):
+                            faces.append(face)
         return sorted(faces, key=lambda f: -f.area)
 
     # -- mesh --------------------------------------------------------------------------------

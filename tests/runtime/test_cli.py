@@ -149,3 +149,17 @@ def test_console_script_entry_point(tmp_path):
     """The installed `talkrt` command answers --help (packaging is wired)."""
     res = subprocess.run([sys.executable, "-m", "talkrt.runtime.cli", "generate", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--face-index" in res.stdout
+
+
+def test_several_faces_largest_first(tmp_path, portrait_rgb, analyzer):
+    """Two people: the larger is animated by default, --face-index 1 picks the other."""
+    canvas = np.full((600, 1100, 3), 210, np.uint8)
+    canvas[40:552, 0:512] = portrait_rgb
+    small = np.asarray(Image.fromarray(portrait_rgb).resize((360, 360)))
+    canvas[120:480, 700:1060] = small
+    faces = analyzer.detect(canvas)
+    assert len(faces) == 2
+    assert faces[0].area > faces[1].area
+    assert faces[0].box[0] < 512 < faces[1].box[0]
+    mesh1 = analyzer.analyze(canvas, face_index=1)
+    assert mesh1.points[:, 0].min() > 700
