@@ -22,20 +22,23 @@ from scipy.spatial import Delaunay
 class WarpGrid:
     """Precomputed interpolation from control-point displacements to a coarse flow grid."""
 
-    size: int  # output side in pixels (square)
-    grid: int  # flow grid side
-    weights: sparse.csr_matrix  # [grid*grid, N] barycentric weights of grid-cell centres
+    width: int  # output size in pixels
+    height: int
+    step: int  # pixels per grid cell
+    weights: sparse.csr_matrix  # [gh*gw, N] barycentric weights of grid-cell centres
     triangles: np.ndarray  # [M, 3] control-point indices
-    base: np.ndarray  # [grid, grid, 2] cell coordinates, grid units
-    full: np.ndarray  # [size, size, 2] pixel coordinates
+    base: np.ndarray  # [gh, gw, 2] cell coordinates, grid units
+    full: np.ndarray  # [height, width, 2] pixel coordinates
 
 
-def build_warp_grid(points: np.ndarray, size: int, grid: int = 128) -> WarpGrid:
-    """Triangulate `points` ([N, 2] pixels, must span the whole square) and tabulate weights."""
+def build_warp_grid(points: np.ndarray, width: int, height: int | None = None, step: int = 4) -> WarpGrid:
+    """Triangulate `points` ([N, 2] pixels) and tabulate weights on a grid of `step`-pixel cells
+    covering width x height. Outside the triangulation the displacement is zero."""
+    height = width if height is None else height
+    gw, gh = max(2, int(np.ceil(width / step))), max(2, int(np.ceil(height / step)))
     tri = Delaunay(points.astype(np.float64))
-    step = size / grid
     # cell centres in pixel-index coordinates (pixel j is centred on j)
-    centres = (np.stack(np.meshgrid(np.arange(grid), np.arange(grid)), -1).reshape(-1, 2) + 0.5) * step - 0.5
+    centres = (np.stack(np.meshgrid(np.arange(gw), np.arange(gh)), -1).reshape(-1, 2) + 0.5) * step - 0.5
     simplex = tri.find_simplex(centres)
     inside = simplex >= 0
     rows = np.nonzero(inside)[0]
@@ -44,10 +47,10 @@ def build_warp_grid(points: np.ndarray, size: int, grid: int = 128) -> WarpGrid:
     b = np.einsum("pij,pj->pi", t[:, :2], centres[inside] - t[:, 2])
     bary = np.concatenate([b, 1 - b.sum(1, keepdims=True)], 1)  # [P, 3]
     cols = tri.simplices[s]
-    w = sparse.csr_matrix((bary.ravel(), (np.repeat(rows, 3), cols.ravel())), shape=(grid * grid, len(points)))
-    mesh = lambda n: np.stack(np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32)), -1)
-    return WarpGrid(size=size, grid=grid, weights=w.astype(np.float32), triangles=tri.simplices.copy(),
-                    base=mesh(grid), full=mesh(size))
+    w = sparse.csr_matrix((bary.ravel(), (np.repeat(rows, 3), cols.ravel())), shape=(gw * gh, len(points)))
+    mesh = lambda nx, ny: np.stack(np.meshgrid(np.arange(nx, dtype=np.float32), np.arange(ny, dtype=np.float32)), -1)
+    return WarpGrid(width=width, height=height, step=int(step), weights=w.astype(np.float32),
+                    triangles=tri.simplices.copy(), base=mesh(gw, gh), full=mesh(width, height))
 
 
 def backward_map(wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndarray:
@@ -58,8 +61,9 @@ def backward_map(wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndar
     with the Jacobian I + grad d sampled where x currently is. Steps are clamped to 2 cells so
     that folded or collapsed regions (lips pressed shut) settle instead of oscillating.
     """
-    g, step = wg.grid, wg.size / wg.grid
-    fwd = (wg.weights @ disp.astype(np.float32)).reshape(g, g, 2) / step  # grid units
+    gh, gw = wg.base.shape[:2]
+    step = wg.step
+    fwd = (wg.weights @ disp.astype(np.float32)).reshape(gh, gw, 2) / step  # grid units
     gy, gx = np.gradient(fwd, axis=(0, 1))  # [g, g, 2] each: d(dx, dy)/dy and /dx
     field = np.concatenate([fwd, gx, gy], 2).astype(np.float32)  # [g, g, 6]
     base = wg.base
@@ -75,11 +79,12 @@ def backward_map(wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndar
         sy = (-c * r[..., 0] + a * r[..., 1]) / det
         step_vec = np.clip(np.stack([sx, sy], -1), -2.0, 2.0)
         x = x - step_vec
-    up = cv2.resize((x - base) * step, (wg.size, wg.size), interpolation=cv2.INTER_LINEAR)
+    # grid -> pixels: cell i is centred on pixel (i + 0.5) * step - 0.5, as cv2.resize assumes
+    up = cv2.resize((x - base) * step, (gw * wg.step, gh * wg.step), interpolation=cv2.INTER_LINEAR)[:wg.height, :wg.width]
     return wg.full + up
 
 
 def mesh_warp_ref(image: np.ndarray, wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """Warp `image` ([size, size, C]) so that control point i moves by disp[i] ([N, 2] pixels)."""
+    """Warp `image` ([height, width, C]) so that control point i moves by disp[i] ([N, 2] pixels)."""
     m = backward_map(wg, disp, iterations)
     return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -67,19 +67,28 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, teeth
         t_shade = np.clip(0.65 + 0.35 * (centre[1] + axes[1] - yy) / (2 * axes[1]), 0.6, 1.0)[..., None]
         img = img * (1 - ta) + TONGUE_RGB * t_shade * (1 - 0.35 * side[..., None] ** 2) * ta
 
-    # teeth: bands hanging from the upper lip and standing on the lower lip, shaded at the sides
-    for lip, height, share, direction, bright in ((up, 0.09, 0.42, 1.0, 1.0), (lo, 0.05, 0.22, -1.0, 0.85)):
+    # teeth: bands hanging from the upper lip and standing on the lower lip. They span the middle
+    # of the mouth (the corners show cavity), sit in the lip's shadow at the root and are a little
+    # translucent at the biting edge; the lower row is mostly hidden and darker.
+    for lip, height, share, direction, bright, span in ((up, 0.085, 0.45, 1.0, 1.0, 0.40),
+                                                        (lo, 0.035, 0.2, -1.0, 0.75, 0.26)):
         band_h = min(height * mouth_width, share * gap)
-        if band_h < 0.5:
+        if direction < 0:  # the lower row shows only in a wide-open mouth
+            band_h *= float(np.clip((gap / mouth_width - 0.10) / 0.1, 0, 1))
+        if band_h < 0.7:
             continue
-        span = lip[1:-1]
-        profile = 1.0 - ((span[:, 0] - mid_x) / half_w) ** 2 * 0.6
-        edge = span + np.stack([np.zeros(len(span)), direction * band_h * profile], 1)
-        band = np.concatenate([lip[:1], span, lip[-1:], edge[::-1]])
-        b_mask = _poly_mask(shape, band).astype(np.float32)[..., None] / 255.0
-        # faint gaps between teeth, about a tenth of the mouth width apart
-        gaps = 1.0 - 0.06 * (np.cos((xx - mid_x) / (0.1 * mouth_width) * np.pi) > 0.93)
-        t_shade = bright * (1.0 - 0.4 * side ** 2) * gaps
+        xs = np.linspace(mid_x - span * mouth_width, mid_x + span * mouth_width, 15)
+        order = np.argsort(lip[:, 0])
+        root = np.interp(xs, lip[order, 0], lip[order, 1])
+        profile = np.sqrt(np.clip(1.0 - ((xs - mid_x) / (span * mouth_width)) ** 2, 0.0, 1.0)) * 0.7 + 0.3
+        edge = root + direction * band_h * profile
+        band = np.concatenate([np.stack([xs, root], 1), np.stack([xs, edge], 1)[::-1]]).astype(np.float32)
+        b_mask = cv2.GaussianBlur(_poly_mask(shape, band), (3, 3), 0).astype(np.float32)[..., None] / 255.0
+        root_y = np.interp(xx[0], xs, root)[None, :]
+        v = np.clip(direction * (yy - root_y) / band_h, 0, 1)  # 0 at the root, 1 at the biting edge
+        along = 0.78 + 0.22 * np.clip(v / 0.35, 0, 1) - 0.12 * np.clip((v - 0.75) / 0.25, 0, 1)
+        gaps = 1.0 - 0.05 * (np.cos((xx - mid_x) / (0.09 * mouth_width) * np.pi) > 0.95)
+        t_shade = bright * along * (1.0 - 0.35 * side ** 2) * gaps
         img = img * (1 - b_mask) + teeth_rgb * t_shade[..., None] * b_mask
 
     alpha = _poly_mask(shape, poly - off).astype(np.float32) / 255.0

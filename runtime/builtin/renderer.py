@@ -1,8 +1,14 @@
 """The builtin family's `appearance`, `warp`, `decode` and `paste` stages.
 
-appearance (once per portrait): align a 512x512 crop on the face, build the rig and the warp grid,
-the paste mask and the output canvas. Per frame: rig -> control-point displacement -> mesh warp of
-the crop (kernels/mesh_warp) -> mouth interior (decode) -> inverse-affine paste into the photo.
+appearance (once per portrait): align a 512x512 crop on the face (the rig's coordinate frame),
+build the rig, close a mouth that is open in the photo, and tabulate the warp grid.
+Per frame: rig -> control-point displacement -> mesh warp (kernels/mesh_warp) -> mouth interior
+and eyelids (decode) -> paste.
+
+The warp samples the source image once. For the whole-photo output it runs in photo pixels over
+the crop's footprint (the rig's displacements mapped through the crop's similarity transform);
+since the rig's outer ring and the crop border never move, pixels outside the moving region come
+out exactly as in the photo and the paste is a plain copy, with no seam and no double resampling.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ CROP_SCALE = 1.9  # crop side / face-oval extent
 @dataclass(frozen=True)
 class RenderOptions:
     size: int = 512  # crop side
-    grid: int = 128  # flow grid side (4-pixel cells at 512)
+    grid: int = 128  # flow grid side at crop scale (4-pixel cells at 512)
     crop_only: bool = False  # output the 512 crop instead of the whole photo
 
 
@@ -47,12 +53,15 @@ def align_crop(rgb: np.ndarray, mesh: np.ndarray, size: int) -> tuple[np.ndarray
     return m, crop_mesh
 
 
-def _feather_mask(size: int) -> np.ndarray:
-    """[size, size] float32: 1 inside, falling smoothly to 0 over the outer 8% of the crop."""
-    r = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32) / (0.08 * size)
-    ramp = np.clip(r, 0, 1)
-    ramp = ramp * ramp * (3 - 2 * ramp)
-    return np.minimum(ramp[:, None], ramp[None, :])
+def _mouth_mask(shape: tuple[int, int], points: np.ndarray, mouth_width: float) -> np.ndarray:
+    """[H, W] float32 feathered mask around the lips (where closing the mouth changed pixels)."""
+    lips = points[list(L.LIPS_UPPER_OUTER + L.LIPS_LOWER_OUTER)]
+    centre = lips.mean(0)
+    grown = centre + (lips - centre) * 1.5
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(grown).astype(np.int32)), 255)
+    k = max(3, int(0.25 * mouth_width)) | 1
+    return cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0
 
 
 class BuiltinRenderer:
@@ -65,58 +74,68 @@ class BuiltinRenderer:
         crop = cv2.warpAffine(rgb, self.affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         rig = build_rig(crop_mesh, size)
         self.teeth_rgb = teeth_colour(crop, rig.points)
-        # A mouth open in the photo is closed once, here, with a 2-pixel flow grid, and that closed
-        # face becomes the rest pose: the per-frame warp then never has to collapse a region.
+        source = rgb
+        # A mouth open in the photo is closed once, here, on a fine grid, and that closed face is
+        # the rest pose: the per-frame warp then never has to collapse a region.
         if np.abs(rig.neutral).max() > 0.5:
-            crop = fill_mouth_opening(crop, rig.points, rig.mouth_width)
-            fine = build_warp_grid(rig.points, size, size // 2)
+            filled = fill_mouth_opening(crop, rig.points, rig.mouth_width)
+            fine = build_warp_grid(rig.points, size, step=2)
             m = backward_map(fine, rig.neutral, iterations=6)
-            crop = cv2.remap(crop, m[..., 0], m[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            crop = cv2.remap(filled, m[..., 0], m[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            if not options.crop_only:  # put the closed mouth back into the photo, around the lips only
+                h, w = rgb.shape[:2]
+                back = cv2.warpAffine(crop, self.affine, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
+                                      borderMode=cv2.BORDER_REPLICATE)
+                alpha = cv2.warpAffine(_mouth_mask((size, size), rig.points, rig.mouth_width), self.affine, (w, h),
+                                       flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
+                source = np.clip(rgb + alpha * (back.astype(np.float32) - rgb), 0, 255).astype(np.uint8)
             crop_mesh = crop_mesh.copy()
             crop_mesh[:, :2] += rig.neutral[: len(crop_mesh)]
             rig = build_rig(crop_mesh, size, close_mouth=False)
-        self.crop = crop
         self.rig: Rig = rig
-        self.grid: WarpGrid = build_warp_grid(self.rig.points, size, options.grid)
-        self.work = np.empty((size, size, 3), np.uint8)
+        step = max(1, size // options.grid)
+
         if options.crop_only:
-            self.canvas = self.work
-            return
-        # paste: the crop's footprint in the photo, clipped; a feathered mask warped into it once
-        h, w = rgb.shape[:2]
-        self.canvas = rgb.copy()
-        inv = cv2.invertAffineTransform(self.affine)
-        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64) @ inv[:, :2].T + inv[:, 2]
-        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
-        self.roi = (x0, y0, x1, y1)
-        self.to_roi = self.affine.copy()  # roi pixel -> crop pixel (used with WARP_INVERSE_MAP)
-        self.to_roi[:, 2] += self.affine[:, :2] @ np.array([x0, y0])
-        mask = cv2.warpAffine(_feather_mask(size), self.to_roi, (x1 - x0, y1 - y0),
-                              flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=0)
-        self.mask = mask[..., None].astype(np.float32)
-        self.base_roi = rgb[y0:y1, x0:x1].astype(np.float32)
+            self.source = crop
+            self.roi = (0, 0, size, size)
+            self.lin = np.eye(2, dtype=np.float32)  # crop displacement -> output displacement
+            self.points = rig.points
+            self.scale = 1.0
+            self.canvas = np.empty((size, size, 3), np.uint8)
+            self.work = self.canvas
+        else:
+            h, w = rgb.shape[:2]
+            inv = cv2.invertAffineTransform(self.affine)
+            corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64) @ inv[:, :2].T + inv[:, 2]
+            x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+            x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
+            self.roi = (int(x0), int(y0), int(x1), int(y1))
+            self.lin = inv[:, :2].astype(np.float32)
+            self.points = (rig.points @ inv[:, :2].T + inv[:, 2] - [x0, y0]).astype(np.float32)
+            self.scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))  # photo px per crop px
+            step = max(1, int(round(step * self.scale)))
+            self.source = np.ascontiguousarray(source[y0:y1, x0:x1])
+            self.canvas = source.copy()
+            self.work = np.empty_like(self.source)
+        x0, y0, x1, y1 = self.roi
+        self.grid: WarpGrid = build_warp_grid(self.points, x1 - x0, y1 - y0, step=step)
 
     # per-frame stages ------------------------------------------------------------------------
     def warp(self, motion: np.ndarray) -> np.ndarray:
-        """Warp the crop for one motion vector; returns the displaced control points."""
-        disp = self.rig.displace(motion)
+        """Warp the source for one motion vector; returns the displaced control points (output px)."""
+        disp = self.rig.displace(motion) @ self.lin.T
         m = backward_map(self.grid, disp)
-        cv2.remap(self.crop, m[..., 0], m[..., 1], cv2.INTER_LINEAR, dst=self.work, borderMode=cv2.BORDER_REFLECT)
-        return self.rig.points + disp
+        cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_LINEAR, dst=self.work, borderMode=cv2.BORDER_REFLECT)
+        return self.points + disp
 
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
-        paint_mouth(self.work, points, self.rig.mouth_width, self.teeth_rgb)
+        paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.teeth_rgb)
         paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]])
 
     def paste(self) -> np.ndarray:
-        if self.options.crop_only:
-            return self.work
-        x0, y0, x1, y1 = self.roi
-        warped = cv2.warpAffine(self.work, self.to_roi, (x1 - x0, y1 - y0),
-                                flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        blended = self.base_roi + self.mask * (warped.astype(np.float32) - self.base_roi)
-        self.canvas[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        if self.work is not self.canvas:
+            x0, y0, x1, y1 = self.roi
+            self.canvas[y0:y1, x0:x1] = self.work
         return self.canvas
 
     def render(self, motion: np.ndarray) -> np.ndarray:
