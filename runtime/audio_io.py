@@ -23,6 +23,9 @@ def _blocks_soundfile(path: Path) -> tuple[int, Iterator[np.ndarray]]:
 
     f = sf.SoundFile(str(path))
     rate = f.samplerate
+    if f.frames == 0:
+        f.close()
+        return rate, iter(())
 
     def gen():
         with f:
@@ -78,9 +81,20 @@ def load_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> np.n
     if not rate or rate < 4000:
         raise InputError(path, f"sample rate {rate} Hz is not usable (need at least 4000 Hz)")
     resampler = None if rate == SAMPLE_RATE_HZ else soxr.ResampleStream(rate, SAMPLE_RATE_HZ, 1, dtype="float32")
-    parts: list[np.ndarray] = []
+    # one growing output buffer (doubling), so the result is never held twice
+    audio = np.empty(SAMPLE_RATE_HZ * 60, np.float32)
     total = 0
     limit = int(max_duration_s * SAMPLE_RATE_HZ)
+
+    def append(chunk: np.ndarray) -> None:
+        nonlocal audio, total
+        if total + len(chunk) > len(audio):
+            grown = np.empty(max(2 * len(audio), total + len(chunk)), np.float32)
+            grown[:total] = audio[:total]
+            audio = grown
+        audio[total:total + len(chunk)] = chunk
+        total += len(chunk)
+
     try:
         for block in blocks:
             if not np.isfinite(block).all():
@@ -88,17 +102,16 @@ def load_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> np.n
             mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
             if resampler is not None:
                 mono = resampler.resample_chunk(np.ascontiguousarray(mono))
-            parts.append(mono.astype(np.float32, copy=False))
-            total += len(mono)
+            append(mono)
             if total > limit:
                 raise InputError(path, f"audio is longer than the limit of {max_duration_s / 3600:.1f} h")
         if resampler is not None:
-            parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
     except InputError:
         raise
     except Exception as exc:
         raise InputError(path, f"audio is corrupt or cannot be decoded ({exc.__class__.__name__})") from None
-    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    audio = audio[:total].copy() if total < len(audio) // 2 else audio[:total]
     if len(audio) < MIN_DURATION_S * SAMPLE_RATE_HZ:
         raise InputError(path, "audio is empty (no samples, or shorter than one video frame)")
     peak = float(np.abs(audio).max())

@@ -173,15 +173,21 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     b("brow_furrow")[inner, 0] = -0.035 * face_w * np.sign(x[inner] - centre[0])
     b("brow_furrow")[inner, 1] = 0.03 * face_h
 
-    # neutral: close a mouth that is open in the photo (lips meet halfway; outer lips follow half)
+    # neutral: close a mouth that is open in the photo the way a jaw closes: the lower lip and the
+    # chin rise most of the way, the upper lip comes down a little
     neutral = np.zeros((n, 2))
+    gaps = []
     for u_in, l_in, u_out, l_out in zip(L.LIPS_UPPER_INNER[1:-1], L.LIPS_LOWER_INNER[1:-1],
                                         L.LIPS_UPPER_OUTER[1:-1], L.LIPS_LOWER_OUTER[1:-1]):
         gap = max(0.0, y[l_in] - y[u_in]) if close_mouth else 0.0
-        neutral[u_in, 1] += gap / 2
-        neutral[l_in, 1] -= gap / 2
-        neutral[u_out, 1] += gap / 4
-        neutral[l_out, 1] -= gap / 4
+        gaps.append(gap)
+        neutral[u_in, 1] += 0.25 * gap
+        neutral[l_in, 1] -= 0.75 * gap
+        neutral[u_out, 1] += 0.1 * gap
+        neutral[l_out, 1] -= 0.65 * gap
+    lip_set = list(lips)
+    others = np.setdiff1d(np.arange(N_MESH), lip_set)
+    neutral[others, 1] -= 0.6 * float(np.mean(gaps)) * np.clip(jaw[others], 0, 1)
     return Rig(points=points.astype(np.float32), depth=depth.astype(np.float32), bases=bases.astype(np.float32),
                neutral=neutral.astype(np.float32), head_weight=head_w.astype(np.float32),
                pivot=pivot.astype(np.float32), face_width=face_w, mouth_width=mouth_w)
