@@ -72,8 +72,9 @@ def measure(frames, photo, audio, fps, models) -> dict:
     ref = np.array(embedder.compute_face_descriptor(photo, shaper(photo, box)))
     aperture, ear, dist = [], [], []
     for i, fr in enumerate(frames):
-        found = detector(fr, 0)
-        b = max(found, key=lambda r: r.width() * r.height()) if found else box
+        # the detection nearest the photo's face (dlib's HOG also fires on e.g. a sleeve patch)
+        found = [r for r in detector(fr, 0) if abs(r.center().x - box.center().x) + abs(r.center().y - box.center().y) < box.width()]
+        b = found[0] if found else box
         s = shaper(fr, b)
         p = np.array([[s.part(k).x, s.part(k).y] for k in range(68)], float)
         iod = np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0))
