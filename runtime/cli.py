@@ -51,11 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-size", type=int, help="longer side of the full-photo output in px (default 1280)")
     g.add_argument("--crop", action="store_true", help="output the 512x512 aligned face instead of the whole photo")
     g.add_argument("--face-index", type=int, default=0, help="which face, by size, 0 = largest (default 0)")
-    g.add_argument("--motion", help="motion model: heuristic (default from the profile)")
+    g.add_argument("--motion", help="motion model: diffusion (trained) or heuristic (default from the profile)")
     g.add_argument("--seed", type=int, default=0, help="seed for blinks, gaze and head motion (default 0)")
     g.add_argument("--emotion", default="neutral", help="neutral, happy, sad, surprised or angry")
     g.add_argument("--head-motion", type=float, default=1.0, help="head movement intensity, 0-3 (default 1)")
     g.add_argument("--gaze", type=_gaze, help="fixed gaze X,Y in [-1, 1] (default: natural)")
+    g.add_argument("--cfg-audio", type=float, default=0.5, help="guidance weight of the audio condition (default 0.5)")
+    g.add_argument("--cfg-gaze", type=float, default=1.0, help="guidance weight of the gaze condition (default 1.0)")
+    g.add_argument("--steps", type=int, default=8, help="diffusion sampling steps, 1-50 (default 8)")
     g.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -73,7 +76,8 @@ def _run_generate(args) -> int:
     for opt, path in (("portrait", args.portrait), ("audio", args.audio)):
         if os.path.abspath(path) == os.path.abspath(args.output):
             raise OptionError("--output", f"would overwrite the {opt} input")
-    controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze)
+    controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze,
+                              cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=args.steps)
     options = SessionOptions.from_profile(args.profile, fps=args.fps, max_size=args.max_size, crop=args.crop,
                                           face_index=args.face_index, motion=args.motion, controls=controls)
     show = _progress_bar(sys.stderr) if (sys.stderr.isatty() and not args.quiet) else None

@@ -55,6 +55,9 @@ class MotionControls:
     emotion: str = "neutral"
     head_motion: float = 1.0  # intensity multiplier of head movement; 0 = still head
     gaze: tuple[float, float] | None = None  # fixed gaze (x, y) in [-1, 1]; None = natural
+    cfg_audio: float = 0.5  # classifier-free guidance weights (diffusion model only; VASA-1's values)
+    cfg_gaze: float = 1.0
+    steps: int = 8  # diffusion sampling steps
 
     def __post_init__(self):
         if self.emotion not in EMOTIONS:
@@ -63,6 +66,11 @@ class MotionControls:
             raise OptionError("--head-motion", f"must be between 0 and 3, got {self.head_motion}")
         if self.gaze is not None and not all(-1.0 <= g <= 1.0 for g in self.gaze):
             raise OptionError("--gaze", f"both values must be in [-1, 1], got {self.gaze}")
+        for name, value in (("--cfg-audio", self.cfg_audio), ("--cfg-gaze", self.cfg_gaze)):
+            if not (0.0 <= value <= 10.0) or not np.isfinite(value):
+                raise OptionError(name, f"must be between 0 and 10, got {value}")
+        if not 1 <= self.steps <= 50:
+            raise OptionError("--steps", f"must be between 1 and 50, got {self.steps}")
 
 
 class MotionModel(Protocol):
@@ -77,9 +85,17 @@ def clip_motion(motion: np.ndarray) -> np.ndarray:
     return np.clip(motion, MOTION_LOW, MOTION_HIGH).astype(np.float32)
 
 
-def open_motion(name: str) -> MotionModel:
+MOTION_MODELS = ("diffusion", "heuristic")
+
+
+def open_motion(name: str, backend: str = "ort", threads: int = 0) -> MotionModel:
+    """`diffusion`: the trained transformer (default); `heuristic`: the hand-made baseline."""
     if name == "heuristic":
         from talkrt.runtime.builtin.heuristic import HeuristicMotion
 
         return HeuristicMotion()
-    raise OptionError("--motion", f"unknown motion model {name!r} (available: heuristic)")
+    if name == "diffusion":
+        from talkrt.runtime.builtin.diffusion_motion import DiffusionMotion
+
+        return DiffusionMotion(backend=backend, threads=threads)
+    raise OptionError("--motion", f"unknown motion model {name!r} (available: {', '.join(MOTION_MODELS)})")

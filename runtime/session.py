@@ -95,7 +95,7 @@ class Session:
         t = self.times.add("face", t)
         self.renderer = BuiltinRenderer(self.photo, self.mesh.points, RenderOptions(grid=options.grid, crop_only=options.crop))
         self.times.add("appearance", t)
-        self.motion_model = open_motion(options.motion)
+        self.motion_model = open_motion(options.motion, options.backend, options.threads)
 
     @property
     def frame_size(self) -> tuple[int, int]:

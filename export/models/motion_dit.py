@@ -60,6 +60,7 @@ class Block(nn.Module):
     def __init__(self, width: int, heads: int, ff: int, dropout: float):
         super().__init__()
         self.heads = heads
+        self.head_dim = width // heads
         self.norm1 = nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
@@ -69,8 +70,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, w = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(w // self.heads), dim=-1)  # [B, H, n, n]
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(self.head_dim)), dim=-1)  # [B, H, n, n]
         y = (att @ v).transpose(1, 2).reshape(b, n, w)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.norm2(x)))
