@@ -3,6 +3,7 @@
 For each portrait x speech pair: render with talkrt, then on every frame run dlib's 68-point shape
 predictor and its 128-d face embedding, and report
   - lip sync: Pearson r between inner-mouth aperture and the speech RMS envelope, best lag in +-3 frames;
+    with --heldout, also against the phonetic mouth opening of held-out utterances (target_r);
   - silence: mean aperture in silent stretches / in voiced ones (above the closed-mouth baseline);
   - identity: the largest per-frame embedding distance to the photo (dlib's same-person threshold is 0.6);
   - stillness: mean absolute change over time of the image border band (outer 8% of each side), in 1/255;
@@ -61,7 +62,14 @@ def read_frames(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
-def measure(frames, photo, audio, fps, models) -> dict:
+def _best_lag_r(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    lags = range(-3, 4)
+    rs = [np.corrcoef(np.roll(a, -lag)[3:-3], b[3:-3])[0, 1] for lag in lags]
+    i = int(np.nanargmax(rs))
+    return float(rs[i]), list(lags)[i]
+
+
+def measure(frames, photo, audio, fps, models, target_opening=None) -> dict:
     import dlib
 
     detector, shaper, embedder = models
@@ -87,8 +95,7 @@ def measure(frames, photo, audio, fps, models) -> dict:
     feats = encode(audio, fps)
     n = min(len(aperture), feats.frames)
     env, ap = feats.rms[:n].astype(float), aperture[:n]
-    best = max(range(-3, 4), key=lambda lag: np.corrcoef(np.roll(ap, -lag)[3:-3], env[3:-3])[0, 1])
-    r = float(np.corrcoef(np.roll(ap, -best)[3:-3], env[3:-3])[0, 1])
+    r, best = _best_lag_r(ap, env)
     db = feats.rms_db[:n]
     silent = db < np.percentile(db, 95) - 45
     voiced = feats.voiced[:n]
@@ -106,7 +113,11 @@ def measure(frames, photo, audio, fps, models) -> dict:
     closed = ear < 0.6 * np.median(ear)
     blinks = int((np.diff(closed.astype(int)) == 1).sum())
     minutes = len(frames) / fps / 60
-    return {"frames": len(frames), "lipsync_r": r, "lipsync_lag": int(best), "silence_ratio": ratio,
+    extra = {}
+    if target_opening is not None:  # phonetic truth of a held-out utterance (forced alignment)
+        m = min(n, len(target_opening))
+        extra["target_r"], extra["target_lag"] = _best_lag_r(ap[:m], target_opening[:m])
+    return {**extra, "frames": len(frames), "lipsync_r": r, "lipsync_lag": int(best), "silence_ratio": ratio,
             "identity_max": float(np.max(dist)), "identity_mean": float(np.mean(dist)), "border_change_255": border, "border_vs_photo_255": border_photo,
             "blinks_per_min": blinks / minutes}
 
@@ -115,13 +126,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--portrait", action="append", required=True)
     ap.add_argument("--speech", action="append", help="speech files (default: synthesized, several voices)")
-    ap.add_argument("--motion", default="heuristic")
+    ap.add_argument("--motion", default="diffusion")
+    ap.add_argument("--heldout", type=Path, help="train/data: also render N held-out utterances and compare the "
+                    "mouth with their phonetic targets")
+    ap.add_argument("--count", type=int, default=6)
     ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "quality.jsonl"))
     args = ap.parse_args()
     models = dlib_models()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         speech = [Path(s) for s in args.speech or []]
+        targets: dict[str, np.ndarray] = {}
+        if args.heldout is not None:
+            import soundfile as sf
+
+            z = np.load(args.heldout / "heldout.npz")
+            meta = json.loads((args.heldout / "heldout.json").read_text())
+            starts = np.concatenate([[0], np.cumsum(z["lengths"])[:-1]])
+            astarts = np.concatenate([[0], np.cumsum(z["audio_lengths"])[:-1]])
+            from talkrt.runtime.motion import FIELD
+
+            for i in np.linspace(0, len(z["lengths"]) - 1, args.count).astype(int):
+                path = tmp / f"heldout_{i}_{meta[i]['voice'].replace(':', '_').replace('+', '_')}.wav"
+                sf.write(path, z["audio"][astarts[i]:astarts[i] + z["audio_lengths"][i]], SAMPLE_RATE_HZ)
+                mo = z["motion"][starts[i]:starts[i] + z["lengths"][i]]
+                targets[path.name] = mo[:, FIELD["jaw_open"]] * (1 - mo[:, FIELD["lip_press"]])
+                speech.append(path)
         if not speech:
             for i, (text, voice) in enumerate(zip(SENTENCES * 2, VOICES)):
                 speak(text, voice, tmp / f"speech_{i}_{voice.replace('+', '_')}.wav")
@@ -136,15 +166,15 @@ def main() -> None:
                 from talkrt.runtime.session import _fit
 
                 photo = _fit(load_image(portrait), options.max_size)
-                row = measure(read_frames(out), photo, load_audio(sp), options.fps, models)
+                row = measure(read_frames(out), photo, load_audio(sp), options.fps, models, targets.get(sp.name))
                 row.update(portrait=Path(portrait).name, speech=sp.name, motion=args.motion)
                 rows.append(row)
                 print(json.dumps(row))
-    keys = ["lipsync_r", "lipsync_lag", "silence_ratio", "identity_max", "identity_mean", "border_change_255",
-            "border_vs_photo_255", "blinks_per_min"]
+    keys = ["lipsync_r", "lipsync_lag", "target_r", "silence_ratio", "identity_max", "identity_mean",
+            "border_change_255", "border_vs_photo_255", "blinks_per_min"]
     print("\n| portrait | speech | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 2))
     for r in rows:
-        print(f"| {r['portrait']} | {r['speech']} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")
+        print(f"| {r['portrait']} | {r['speech']} | " + " | ".join(f"{r.get(k, float('nan')):.3g}" for k in keys) + " |")
     with open(args.record, "a") as f:
         for r in rows:
             f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **r}) + "\n")

@@ -163,3 +163,25 @@ def test_several_faces_largest_first(tmp_path, portrait_rgb, analyzer):
     assert faces[0].box[0] < 512 < faces[1].box[0]
     mesh1 = analyzer.analyze(canvas, face_index=1)
     assert mesh1.points[:, 0].min() > 700
+
+
+def test_max_size_caps_the_output(tmp_path, portrait_path, short_speech, capsys):
+    out = tmp_path / "small.mp4"
+    code, _, err = _run(["generate", portrait_path, short_speech, "-o", out, "--max-size", 300, "--quiet"], capsys)
+    assert code == 0, err
+    frames, _, _ = _read_mp4(out)
+    assert max(frames[0].shape[:2]) <= 300 and frames[0].shape[0] % 2 == 0 and frames[0].shape[1] % 2 == 0
+
+
+def test_full_photo_outside_the_head_is_untouched(portrait_rgb, portrait_mesh):
+    """Single resampling in photo space: away from the head, frames equal the photo exactly."""
+    from talkrt.runtime.builtin.renderer import BuiltinRenderer
+    from talkrt.runtime.motion import FIELD, MOTION_FIELDS
+
+    r = BuiltinRenderer(portrait_rgb, portrait_mesh.points)
+    m = np.zeros(len(MOTION_FIELDS), np.float32)
+    m[[FIELD["head_yaw"], FIELD["head_pitch"], FIELD["jaw_open"]]] = [6, 4, 0.8]
+    frame = r.render(m)
+    assert np.array_equal(frame[:, 480:], portrait_rgb[:, 480:])  # the right edge of the picture
+    assert np.array_equal(frame[490:], portrait_rgb[490:])
+    assert np.abs(frame.astype(int) - portrait_rgb).max() > 30  # while the face did move
