@@ -19,6 +19,7 @@ import torch
 from talkrt.export.liveportrait_import import load_strict
 from talkrt.export.models.joyvasa import JoyVASAConfig, JoyVASAMotion
 from talkrt.runtime.errors import TalkrtError
+from talkrt.runtime.liveportrait.motion import denormalize  # noqa: F401  (re-exported for the export side)
 
 _TEMPLATE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -48,15 +49,6 @@ def read_motion_template(path: str | Path) -> dict[str, np.ndarray]:
     if not isinstance(data, dict) or any(k not in data for k in need):
         raise TalkrtError(path, "motion template lacks " + ", ".join(k for k in need if not isinstance(data, dict) or k not in data))
     return {k: np.asarray(v, np.float32) for k, v in data.items()}
-
-
-def denormalize(motion: np.ndarray, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """[T, 70] normalised motion -> exp [T,63], scale [T,1], t [T,3], pitch/yaw/roll [T] (degrees)."""
-    mm = lambda x, k: x * (template[f"max_{k}"] - template[f"min_{k}"]) + template[f"min_{k}"]
-    return {"exp": motion[:, :63] * template["std_exp"] + template["mean_exp"],
-            "scale": mm(motion[:, 63:64], "scale").reshape(-1, 1), "t": mm(motion[:, 64:67], "t").reshape(-1, 3),
-            "pitch": mm(motion[:, 67:68], "pitch").reshape(-1), "yaw": mm(motion[:, 68:69], "yaw").reshape(-1),
-            "roll": mm(motion[:, 69:70], "roll").reshape(-1)}
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 EXIT_INPUT = 2
 EXIT_INTERNAL = 1
@@ -46,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP)")
     g.add_argument("audio", help="speech audio (WAV, FLAC, OGG, MP3; any rate and channel count)")
     g.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    g.add_argument("--model", default="builtin", help="model family: builtin (default) or liveportrait")
+    g.add_argument("--weights", help="liveportrait: folder of the downloaded public weights")
     g.add_argument("--profile", default="cpu", help="profile name or .toml path (default: cpu)")
     g.add_argument("--fps", type=float, help="frames per second (default 25)")
     g.add_argument("--max-size", type=int, help="longer side of the full-photo output in px (default 1280)")
     g.add_argument("--crop", action="store_true", help="output the 512x512 aligned face instead of the whole photo")
     g.add_argument("--face-index", type=int, default=0, help="which face, by size, 0 = largest (default 0)")
-    g.add_argument("--motion", help="motion model: diffusion (trained) or heuristic (default from the profile)")
+    g.add_argument("--motion", help="builtin motion model: diffusion (trained) or heuristic (default from the profile)")
     g.add_argument("--seed", type=int, default=0, help="seed for blinks, gaze and head motion (default 0)")
     g.add_argument("--emotion", default="neutral", help="neutral, happy, sad, surprised or angry")
     g.add_argument("--head-motion", type=float, default=1.0, help="head movement intensity, 0-3 (default 1)")
@@ -61,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=8, help="diffusion sampling steps, 1-50 (default 8)")
     g.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    w = sub.add_parser("weights", help="manage downloaded weights")
+    wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    f = wsub.add_parser("fetch", help="download public checkpoints (needs network and huggingface_hub)")
+    f.add_argument("which", choices=["liveportrait", "joyvasa"])
+    f.add_argument("--dir", default="weights", help="weights folder (default ./weights)")
     return p
 
 
@@ -78,8 +86,11 @@ def _run_generate(args) -> int:
             raise OptionError("--output", f"would overwrite the {opt} input")
     controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze,
                               cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=args.steps)
+    if args.model == "liveportrait" and args.motion is not None:
+        raise OptionError("--motion", "applies to the builtin family only (liveportrait uses JoyVASA)")
     options = SessionOptions.from_profile(args.profile, fps=args.fps, max_size=args.max_size, crop=args.crop,
-                                          face_index=args.face_index, motion=args.motion, controls=controls)
+                                          face_index=args.face_index, motion=args.motion, controls=controls,
+                                          model=args.model, weights=Path(args.weights) if args.weights else None)
     show = _progress_bar(sys.stderr) if (sys.stderr.isatty() and not args.quiet) else None
     summary = generate(args.portrait, args.audio, args.output, options, progress=show, crf=args.crf)
     if not args.quiet:
@@ -98,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _run_generate(args)
+        if args.command == "weights":
+            from talkrt.runtime.liveportrait.weights import fetch
+
+            for path in fetch(args.which, Path(args.dir)):
+                print(f"fetched into {path}")
+            return 0
     except TalkrtError as exc:
         print(f"talkrt: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -35,6 +35,9 @@ class SessionOptions:
     grid: int = 128
     backend: str = "ort"
     threads: int = 0
+    model: str = "builtin"  # model family: builtin | liveportrait
+    weights: Path | None = None  # liveportrait: the folder of downloaded (or exported) weights
+    cfg_scale: float = 2.0  # liveportrait: JoyVASA's audio guidance scale
 
     def __post_init__(self):
         if not (1.0 <= self.fps <= 120.0) or not np.isfinite(self.fps):
@@ -43,6 +46,12 @@ class SessionOptions:
             raise OptionError("--max-size", f"must be between 128 and 8192, got {self.max_size}")
         if self.face_index < 0:
             raise OptionError("--face-index", f"must be 0 or more, got {self.face_index}")
+        if self.model not in ("builtin", "liveportrait"):
+            raise OptionError("--model", f"unknown model family {self.model!r} (builtin or liveportrait)")
+        if self.model == "liveportrait" and self.weights is None:
+            raise OptionError("--model liveportrait", "needs --weights DIR")
+        if self.model == "builtin" and self.weights is not None:
+            raise OptionError("--weights", "is only used with --model liveportrait")
 
     @classmethod
     def from_profile(cls, name: str = "cpu", **overrides) -> "SessionOptions":
@@ -125,6 +134,20 @@ class Session:
             yield frame
 
 
+def open_session(portrait: str | Path | np.ndarray, options: SessionOptions):
+    """The session of the options' model family."""
+    if options.model == "builtin":
+        return Session(portrait, options)
+    from talkrt.runtime.liveportrait.pipeline import LivePortraitSession
+    from talkrt.runtime.liveportrait.weights import onnx_folder
+
+    folder = onnx_folder(Path(options.weights))
+    name = "portrait" if isinstance(portrait, np.ndarray) else str(portrait)
+    rgb = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
+    return LivePortraitSession(_fit(rgb, options.max_size), folder, FaceAnalyzer(options.backend, options.threads),
+                               options, name, StageTimes())
+
+
 def generate(portrait: str | Path, audio: str | Path, output: str | Path, options: SessionOptions = SessionOptions(),
              progress: Callable[[int, int], None] | None = None, crf: int = 20, preset: str = "veryfast") -> dict:
     """Portrait + speech file -> MP4. Returns a summary (frames, seconds, per-stage ms)."""
@@ -132,7 +155,7 @@ def generate(portrait: str | Path, audio: str | Path, output: str | Path, option
 
     check_output_path(output)
     samples = load_audio(audio)
-    session = Session(portrait, options)
+    session = open_session(portrait, options)
     _, motion = session.motion_for(samples)
     width, height = session.frame_size
     start = time.perf_counter()

@@ -1,0 +1,191 @@
+"""The liveportrait family end to end with tiny random weights the test writes in the public layout:
+export to ONNX (parity with PyTorch per stage), then `talkrt generate --model liveportrait`."""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from talkrt.export import liveportrait_import as lpi  # noqa: E402
+from talkrt.runtime.engine import open_engine  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+if not SHARED.is_dir():
+    pytest.skip("shared/conformance is not beside the checkout", allow_module_level=True)
+TINY_CONFIG = json.loads((SHARED / "liveportrait" / "tiny_config.json").read_text())
+
+
+def _template(rng) -> dict:
+    tpl = {"mean_exp": rng.normal(0, 0.01, 63), "std_exp": np.full(63, 0.02)}
+    for k, lo, hi in (("scale", 1.4, 1.6), ("t", -0.02, 0.02), ("pitch", -8, 8), ("yaw", -10, 10), ("roll", -5, 5)):
+        n = 3 if k == "t" else 1
+        tpl[f"min_{k}"], tpl[f"max_{k}"] = np.full(n, lo), np.full(n, hi)
+    return tpl
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A weights folder in the public layout, with tiny random weights throughout."""
+    root = tmp_path_factory.mktemp("weights")
+    base, retarget = root / "liveportrait" / "base_models", root / "liveportrait" / "retargeting_models"
+    base.mkdir(parents=True)
+    retarget.mkdir(parents=True)
+    for stem in lpi.BASE_MODULES:
+        shutil.copy(SHARED / "liveportrait" / "tiny" / f"{stem}.pth", base)
+    shutil.copy(SHARED / "liveportrait" / "tiny" / "stitching_retargeting_module.pth", retarget)
+    (root / "models.json").write_text(json.dumps(TINY_CONFIG))
+    ck = torch.load(SHARED / "joyvasa" / "tiny_denoiser.pt", map_location="cpu", weights_only=False)
+    args = dict(ck["args"], n_diff_steps=ck["args"]["n_diff_steps"])
+    (root / "JoyVASA" / "motion_generator").mkdir(parents=True)
+    (root / "JoyVASA" / "motion_template").mkdir(parents=True)
+    torch.save({"model": ck["model"], "args": argparse.Namespace(**args)}, root / "JoyVASA" / "motion_generator" / "tiny.pt")
+    (root / "JoyVASA" / "motion_template" / "motion_template.pkl").write_bytes(pickle.dumps(_template(np.random.default_rng(0))))
+    cfg = transformers.HubertConfig(hidden_size=768, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                                    conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    torch.manual_seed(0)
+    transformers.HubertModel(cfg).save_pretrained(root / "chinese-hubert-base")
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(weights) -> Path:
+    from talkrt.runtime.liveportrait.weights import onnx_folder
+
+    return onnx_folder(weights)  # exports in a subprocess, as the CLI does
+
+
+def test_export_writes_every_stage(exported):
+    names = {p.name for p in exported.glob("*.onnx")}
+    assert {"appearance.onnx", "motion_extractor.onnx", "warp.onnx", "decode.onnx", "stitching.onnx",
+            "stitching_lip.onnx", "stitching_eye.onnx", "motion.onnx", "audio_enc.onnx"} <= names
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert set(manifest["files"]) == names and manifest["joyvasa"]["legacy_pe"] is True
+
+
+def test_onnx_matches_pytorch(weights, exported):
+    import onnx
+
+    files = lpi.find_files(weights)
+    rng = np.random.default_rng(0)
+    img = rng.random((1, 3, 256, 256)).astype(np.float32)
+    f = lpi.load_module("appearance_feature_extractor", files["appearance_feature_extractor"], TINY_CONFIG)
+    with torch.no_grad():
+        want = f(torch.from_numpy(img)).numpy()
+    got = open_engine(exported / "appearance.onnx").run({"image": img})["feature_3d"]
+    assert np.abs(got - want).max() < 1e-4 * max(1, np.abs(want).max())
+    w = lpi.load_module("warping_module", files["warping_module"], TINY_CONFIG)
+    kp_s = (rng.random((1, 21, 3)) * 0.4 - 0.2).astype(np.float32)
+    kp_d = kp_s + rng.normal(0, 0.02, kp_s.shape).astype(np.float32)
+    with torch.no_grad():
+        want = w(torch.from_numpy(got), torch.from_numpy(kp_d), torch.from_numpy(kp_s))[0].numpy()
+    warped = open_engine(exported / "warp.onnx").run({"feature_3d": got, "kp_driving": kp_d, "kp_source": kp_s})["warped"]
+    assert np.abs(warped - want).max() < 1e-3 * max(1, np.abs(want).max())
+    grid_samples = [n for n in onnx.load(exported / "warp.onnx").graph.node if n.op_type == "GridSample"]
+    assert len(grid_samples) == 2  # both 5-D samplings are standard opset-20 GridSample nodes
+    g = lpi.load_module("spade_generator", files["spade_generator"], TINY_CONFIG)
+    with torch.no_grad():
+        want = g(torch.from_numpy(warped)).numpy()
+    image = open_engine(exported / "decode.onnx").run({"warped": warped})["image"]
+    assert np.abs(image - want).max() < 1e-3
+
+
+def test_runtime_sampler_matches_reference_run(exported):
+    """The numpy/ORT JoyVASA sampler reproduces the reference sampling run (fixture), given the same noise.
+    The fixture was made with the fixed positional encoding, so compare an export made that way."""
+    from talkrt.runtime.liveportrait.motion import JoyVASASampler
+
+    z = np.load(SHARED / "joyvasa" / "cases.npz")
+    fixed = exported.parent / "fixed_pe"
+    if not (fixed / "motion.onnx").exists():
+        from talkrt.export.export_liveportrait import _export
+        from talkrt.export.joyvasa_import import load_joyvasa
+
+        fixed.mkdir()
+        jv, _, _ = load_joyvasa(next((exported.parent / "JoyVASA").rglob("*.pt")), legacy_pe=False)
+        c = jv.cfg
+        ex = (torch.randn(2, c.n_motions, c.motion_feat_dim), torch.randn(2, c.n_motions, c.feature_dim),
+              torch.randn(2, c.n_prev_motions, c.motion_feat_dim), torch.randn(2, c.n_prev_motions, c.feature_dim),
+              torch.tensor([3.0, 7.0]))
+        names = ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"]
+        _export(jv.denoising_net, ex, fixed / "motion.onnx", names, ["motion"], {n: {0: "batch"} for n in names + ["motion"]})
+        shutil.copy(exported / "motion_start.npz", fixed)
+        shutil.copy(exported / "manifest.json", fixed)
+    s = JoyVASASampler(fixed)
+    out = s.window(z["sample.in.audio_feat"][0], s.start_motion, s.start_audio, z["sample.in.motion_at_T"][0],
+                   z["sample.in.noise"][:, 0], cfg_scale=2.0)
+    assert np.abs(out - z["sample.out.motion"][0]).max() < 1e-3 * max(1, np.abs(z["sample.out.motion"]).max())
+
+
+def test_numpy_keypoint_glue_matches_reference():
+    from talkrt.runtime.liveportrait import keypoints as kpm
+
+    z = np.load(SHARED / "liveportrait" / "tiny" / "cases.npz")
+    deg = {k: kpm.bins_to_degrees(z[f"M.out.{k}"]) for k in ("pitch", "yaw", "roll")}
+    for k in deg:
+        np.testing.assert_allclose(deg[k], z[f"glue.out.{k}_deg"], atol=1e-3)
+    rot = kpm.rotation_matrix(deg["pitch"], deg["yaw"], deg["roll"])
+    np.testing.assert_allclose(rot, z["glue.out.rotation"], atol=1e-5)
+    kp = kpm.transform_keypoints(z["M.out.kp"], rot, z["M.out.exp"], z["M.out.scale"], z["M.out.t"])
+    np.testing.assert_allclose(kp, z["glue.out.kp_transformed"], atol=1e-5)
+    x_d = z["S.stitching.in"][:, 63:].reshape(2, 21, 3)
+    stitched = kpm.apply_stitching(z["S.stitching.out"], x_d)
+    np.testing.assert_allclose(stitched, z["glue.out.kp_driving_stitched"], atol=1e-5)
+
+
+def test_generate_end_to_end(weights, exported, tmp_path, portrait_path, speech_path, capsys):
+    import av
+    import soundfile as sf
+
+    from talkrt.runtime.audio_io import load_audio
+    from talkrt.runtime.cli import main
+
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, load_audio(speech_path)[:16000], 16000)
+    out = tmp_path / "lp.mp4"
+    code = main(["generate", str(portrait_path), str(clip), "-o", str(out), "--model", "liveportrait",
+                 "--weights", str(weights), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert abs(len(frames) - 25) <= 1 and frames[0].shape == (512, 512, 3)
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 0.5  # the rendered face changes
+
+
+def test_liveportrait_options_are_checked(tmp_path, portrait_path, speech_path, capsys):
+    from talkrt.runtime.cli import main
+
+    base = ["generate", str(portrait_path), str(speech_path), "-o", str(tmp_path / "o.mp4")]
+    assert main(base + ["--model", "liveportrait"]) == 2
+    assert "needs --weights" in capsys.readouterr().err
+    assert main(base + ["--model", "liveportrait", "--weights", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(base + ["--weights", str(tmp_path)]) == 2
+    assert "only used with --model liveportrait" in capsys.readouterr().err
+
+
+def test_fetch_writes_the_layout_the_importer_reads(tmp_path):
+    from talkrt.runtime.liveportrait.weights import SOURCES, fetch
+
+    calls = []
+
+    def fake_download(repo_id, allow_patterns, local_dir):
+        calls.append((repo_id, tuple(allow_patterns), local_dir))
+        for pattern in allow_patterns:
+            p = Path(local_dir) / pattern.replace("*", "file")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"")
+
+    fetch("liveportrait", tmp_path, download=fake_download)
+    fetch("joyvasa", tmp_path, download=fake_download)
+    assert [c[0] for c in calls] == [r for k in ("liveportrait", "joyvasa") for r, _, _ in SOURCES[k]]
+    assert (tmp_path / "liveportrait" / "base_models").is_dir()
+    assert (tmp_path / "liveportrait" / "retargeting_models").is_dir()
+    assert (tmp_path / "JoyVASA" / "motion_template").is_dir()
