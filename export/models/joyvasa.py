@@ -116,10 +116,15 @@ class JoyVASAMotion(nn.Module):
     @torch.no_grad()
     def sample(self, audio_feat: torch.Tensor, prev_motion: torch.Tensor | None = None,
                prev_audio: torch.Tensor | None = None, motion_at_T: torch.Tensor | None = None,
-               noise: torch.Tensor | None = None, cfg_scale: float = 2.0, generator: torch.Generator | None = None):
-        """Ancestral DDPM over all steps, x0 target, CFG 'incremental' on audio; one window [B, L, 70].
+               noise: torch.Tensor | None = None, cfg_scale: float = 2.0, generator: torch.Generator | None = None,
+               cfg_mode: str = "incremental"):
+        """Ancestral DDPM over all steps, x0 target, classifier-free guidance on audio; one window [B, L, 70].
 
-        `noise[i]` is used at step t = T - i (t > 1); the first window uses the learned start features."""
+        `noise[i]` is used at step t = T - i (t > 1); the first window uses the learned start features.
+        JoyVASA's 'incremental' and 'independent' modes differ only with several guiding conditions;
+        its checkpoints guide on audio alone, where both are uncond + scale * (cond - uncond)."""
+        if cfg_mode not in ("incremental", "independent"):
+            raise ValueError(f"cfg_mode must be 'incremental' or 'independent', got {cfg_mode!r}")
         sched, cfg = self.diffusion_sched, self.cfg
         b = audio_feat.shape[0]
         prev_motion = self.start_motion_feat.expand(b, -1, -1) if prev_motion is None else prev_motion

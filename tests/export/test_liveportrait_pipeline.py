@@ -90,11 +90,54 @@ def test_onnx_matches_pytorch(weights, exported):
     assert np.abs(warped - want).max() < 1e-3 * max(1, np.abs(want).max())
     grid_samples = [n for n in onnx.load(exported / "warp.onnx").graph.node if n.op_type == "GridSample"]
     assert len(grid_samples) == 2  # both 5-D samplings are standard opset-20 GridSample nodes
+    m = lpi.load_module("motion_extractor", files["motion_extractor"], TINY_CONFIG)
+    with torch.no_grad():
+        want_m = [t.numpy() for t in m(torch.from_numpy(img))]
+    got_m = open_engine(exported / "motion_extractor.onnx").run({"image": img})
+    from talkrt.export.models.lp_motion import OUTPUTS
+
+    for name, want_t in zip(OUTPUTS, want_m):
+        assert np.abs(got_m[name] - want_t).max() < 1e-4 * max(1, np.abs(want_t).max()), name
+    s = lpi.load_stitching(files["stitching_retargeting_module"], TINY_CONFIG)
+    for part, fname in (("retarget_shoulder", "stitching"), ("retarget_mouth", "stitching_lip"), ("retarget_eye", "stitching_eye")):
+        x = rng.random((1, s[part].mlp[0].in_features)).astype(np.float32)
+        with torch.no_grad():
+            want_s = s[part](torch.from_numpy(x)).numpy()
+        assert np.abs(open_engine(exported / f"{fname}.onnx").run({"x": x})["delta"] - want_s).max() < 1e-5
     g = lpi.load_module("spade_generator", files["spade_generator"], TINY_CONFIG)
     with torch.no_grad():
         want = g(torch.from_numpy(warped)).numpy()
     image = open_engine(exported / "decode.onnx").run({"warped": warped})["image"]
     assert np.abs(image - want).max() < 1e-3
+
+
+def test_audio_encoder_matches_pytorch(weights, exported):
+    """HuBERT (transformers, local folder) + JoyVASA's feature map: ONNX vs PyTorch, any length."""
+    from talkrt.export.export_liveportrait import _AudioEnc, load_hubert
+    from talkrt.export.joyvasa_import import load_joyvasa
+
+    jv, _, _ = load_joyvasa(next((weights / "JoyVASA").rglob("*.pt")))
+    enc = _AudioEnc(load_hubert(weights / "chinese-hubert-base"), jv.audio_feature_map).eval()
+    wave = np.random.default_rng(1).standard_normal((1, 24000)).astype(np.float32) * 0.1
+    with torch.no_grad():
+        want = enc(torch.from_numpy(wave)).numpy()
+    got = open_engine(exported / "audio_enc.onnx").run({"waveform": wave})["audio_features"]
+    assert got.shape == want.shape == (1, 74, 64)  # 1.5 s at 50 Hz (HuBERT's 320-sample stride)
+    assert np.abs(got - want).max() < 1e-3 * max(1, np.abs(want).max())
+
+
+def test_safetensors_reupload_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    state = torch.load(SHARED / "liveportrait" / "tiny" / "warping_module.pth", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "warping_module.safetensors")
+    w = lpi.load_module("warping_module", tmp_path / "warping_module.safetensors", TINY_CONFIG)
+    assert torch.equal(w.state_dict()["fourth.weight"], state["fourth.weight"])
+    parts = torch.load(SHARED / "liveportrait" / "tiny" / "stitching_retargeting_module.pth", weights_only=True)
+    flat = {f"{p}.{k}": v.contiguous() for p, sd in parts.items() for k, v in sd.items()}
+    save_file(flat, tmp_path / "stitching_retargeting_module.safetensors")
+    nets = lpi.load_stitching(tmp_path / "stitching_retargeting_module.safetensors", TINY_CONFIG)
+    assert set(nets) == {"retarget_shoulder", "retarget_mouth", "retarget_eye"}
 
 
 def test_runtime_sampler_matches_reference_run(exported):
