@@ -121,38 +121,31 @@ def fill_mouth_opening(crop: np.ndarray, points: np.ndarray, mouth_width: float)
     return cv2.inpaint(crop, mask, max(3, grow), cv2.INPAINT_TELEA)
 
 
-def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l: float) -> None:
-    """A soft lash line along each lid margin as it closes (hides the sclera at the seam)."""
-    for blink, ring in ((blink_r, L.RIGHT_EYE_UPPER[0]), (blink_l, L.LEFT_EYE_UPPER[0])):
-        strength = float(np.clip((blink - 0.45) / 0.45, 0, 1))
-        if strength <= 0:
-            continue
-        corners = (L.RIGHT_EYE_LOWER if ring is L.RIGHT_EYE_UPPER[0] else L.LEFT_EYE_LOWER)
-        line = np.concatenate([points[[corners[0]]], points[list(ring)], points[[corners[-1]]]])
-        x0, y0 = np.floor(line.min(0)).astype(int) - 4
-        x1, y1 = np.ceil(line.max(0)).astype(int) + 5
-        h, w = frame.shape[:2]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            continue
-        layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        pts = np.round((line - [x0, y0]) * SUBPIXEL).astype(np.int32)
-        cv2.polylines(layer, [pts], False, 255, 2, cv2.LINE_AA, shift=2)
-        alpha = cv2.GaussianBlur(layer, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * 0.75 * strength
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array([52, 36, 34], np.float32) * alpha).astype(np.uint8)
-
-
-def _paint_seam(frame: np.ndarray, line: np.ndarray) -> None:
-    """The soft dark line where closed lips meet."""
-    x0, y0 = np.floor(line.min(0)).astype(int) - 3
-    x1, y1 = np.ceil(line.max(0)).astype(int) + 4
+def _soft_line(frame: np.ndarray, line: np.ndarray, rgb: tuple[int, int, int], opacity: float, margin: int) -> None:
+    """Blend an antialiased, slightly blurred 2-px polyline of colour `rgb` into `frame` (in place)."""
+    x0, y0 = np.floor(line.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(line.max(0)).astype(int) + margin + 1
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.polylines(layer, [np.round((line - [x0, y0]) * SUBPIXEL).astype(np.int32)], False, 255, 2, cv2.LINE_AA, shift=2)
-    alpha = cv2.GaussianBlur(layer, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * 0.55
+    alpha = cv2.GaussianBlur(layer, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * opacity
     roi = frame[y0:y1, x0:x1].astype(np.float32)
-    frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array([96, 42, 44], np.float32) * alpha).astype(np.uint8)
+    frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array(rgb, np.float32) * alpha).astype(np.uint8)
+
+
+def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l: float) -> None:
+    """A soft lash line along each lid margin as it closes (hides the sclera at the seam)."""
+    for blink, ring, lower in ((blink_r, L.RIGHT_EYE_UPPER[0], L.RIGHT_EYE_LOWER),
+                               (blink_l, L.LEFT_EYE_UPPER[0], L.LEFT_EYE_LOWER)):
+        strength = float(np.clip((blink - 0.45) / 0.45, 0, 1))
+        if strength > 0:
+            line = np.concatenate([points[[lower[0]]], points[list(ring)], points[[lower[-1]]]])
+            _soft_line(frame, line, (52, 36, 34), 0.75 * strength, margin=4)
+
+
+def _paint_seam(frame: np.ndarray, line: np.ndarray) -> None:
+    """The soft dark line where closed lips meet."""
+    _soft_line(frame, line, (96, 42, 44), 0.55, margin=3)
