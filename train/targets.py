@@ -2,7 +2,8 @@
 
 Mouth: phone timings (forced alignment) -> a viseme table -> coarticulation by dominance
 functions (Cohen & Massaro): every phone pulls each mouth parameter towards its target with a
-strength that decays exponentially away from the phone; p/b/m press the lips shut.
+strength that decays exponentially away from the phone; p/b/m press the lips shut; the jaw opens
+wider the louder the frame (x 0.35 at 35 dB below the utterance's loud vowels, x 1 at them).
 
 Head, brows, blinks, gaze: there is no captured motion here, so these follow a generative rule set
 tied to prosody (stressed vowels nod the head and, on a pitch peak, raise the brows; pauses invite
@@ -78,6 +79,13 @@ def motion_targets(phones: list[tuple[str, float, float]], rms_db: np.ndarray, f
     n = len(rms_db)
     m = np.zeros((n, len(MOTION_FIELDS)))
     mouth = mouth_targets(phones, n, fps)
+    # louder speech opens the jaw wider: scale the viseme's jaw by the frame's level (0.35 .. 1)
+    db = np.asarray(rms_db, np.float64)
+    voiced_db = db[db > -60]
+    peak = np.percentile(voiced_db, 95) if len(voiced_db) else 0.0
+    level = np.clip((db - (peak - 35.0)) / 35.0, 0, 1)
+    level = np.convolve(level, [0.25, 0.5, 0.25], mode="same")
+    mouth[:, 0] *= 0.35 + 0.65 * level
     for i, k in enumerate(MOUTH):
         m[:, FIELD[k]] = mouth[:, i]
 
