@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fetched into {path}")
             return 0
     except TalkrtError as exc:
-        print(f"talkrt: error: {exc}", file=sys.stderr)
+        print("talkrt: error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("talkrt: interrupted; no output written", file=sys.stderr)
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("TALKRT_DEBUG"):
             raise
-        print(f"talkrt: internal error: {exc.__class__.__name__}: {exc} (set TALKRT_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(f"talkrt: internal error: {exc.__class__.__name__}: {' '.join(str(exc).split())} "
+              "(set TALKRT_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_INPUT
 

@@ -73,6 +73,10 @@ def fetch(which: str, weights: Path, download=None) -> list[Path]:
     for repo, patterns, sub in SOURCES[which]:
         target = (weights / sub).resolve()
         target.mkdir(parents=True, exist_ok=True)
-        download(repo_id=repo, allow_patterns=patterns, local_dir=str(target))
+        try:
+            download(repo_id=repo, allow_patterns=patterns, local_dir=str(target))
+        except Exception as exc:  # network or hub errors, whatever the client raises
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TalkrtError(f"weights fetch {which}", f"downloading {repo} failed ({exc.__class__.__name__}: {first})") from None
         done.append(target)
     return done
