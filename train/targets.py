@@ -13,8 +13,8 @@ emotion controls applied as given. train/README.md says this plainly.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
+from talkrt.runtime.builtin.heuristic import ou_noise
 from talkrt.runtime.motion import EMOTIONS, FIELD, MOTION_FIELDS, clip_motion
 
 # phone -> (jaw_open, lip_spread, lip_round, lip_press), dominance, decay rate (1/s)
@@ -57,13 +57,6 @@ def mouth_targets(phones: list[tuple[str, float, float]], n_frames: int, fps: fl
         num += dom * np.array(target)
         den += dom
     return num / den
-
-
-def _ou(rng, n, fps, tau_s, sigma):
-    a = np.exp(-1.0 / (tau_s * fps))
-    out, _ = lfilter([1.0], [1.0, -a], rng.standard_normal(n) * sigma * np.sqrt(1 - a * a),
-                     zi=[a * rng.standard_normal() * sigma])
-    return out
 
 
 def _bump(n, fps, at_s, width_s):
@@ -109,13 +102,13 @@ def motion_targets(phones: list[tuple[str, float, float]], rms_db: np.ndarray, f
         if p.upper() != "SIL":
             speaking[frame(s):frame(e) + 1] = 1
     talk = np.convolve(speaking, np.ones(int(fps)) / fps, mode="same")
-    m[:, FIELD["head_pitch"]] += head * _ou(rng, n, fps, 2.0, 0.8)
-    m[:, FIELD["head_yaw"]] += head * _ou(rng, n, fps, 2.5, 2.0) * (0.6 + 0.4 * talk)
-    m[:, FIELD["head_roll"]] += head * _ou(rng, n, fps, 3.0, 1.2)
-    m[:, FIELD["head_tx"]] += head * _ou(rng, n, fps, 3.0, 0.006)
-    m[:, FIELD["head_ty"]] += head * (_ou(rng, n, fps, 3.0, 0.004)
+    m[:, FIELD["head_pitch"]] += head * ou_noise(rng, n, fps, 2.0, 0.8)
+    m[:, FIELD["head_yaw"]] += head * ou_noise(rng, n, fps, 2.5, 2.0) * (0.6 + 0.4 * talk)
+    m[:, FIELD["head_roll"]] += head * ou_noise(rng, n, fps, 3.0, 1.2)
+    m[:, FIELD["head_tx"]] += head * ou_noise(rng, n, fps, 3.0, 0.006)
+    m[:, FIELD["head_ty"]] += head * (ou_noise(rng, n, fps, 3.0, 0.004)
                                       + 0.004 * np.sin(2 * np.pi * 0.25 * np.arange(n) / fps + rng.uniform(0, 6.3)))
-    m[:, FIELD["head_scale"]] += head * _ou(rng, n, fps, 4.0, 0.006)
+    m[:, FIELD["head_scale"]] += head * ou_noise(rng, n, fps, 4.0, 0.006)
 
     # blinks: a Poisson process (15/min) plus a likely blink as a pause begins
     blink = np.zeros(n)
@@ -133,8 +126,8 @@ def motion_targets(phones: list[tuple[str, float, float]], rms_db: np.ndarray, f
     m[:, FIELD["blink_l"]] = m[:, FIELD["blink_r"]] = blink
 
     if gaze is not None:
-        m[:, FIELD["gaze_x"]] = gaze[0] + _ou(rng, n, fps, 0.5, 0.02)
-        m[:, FIELD["gaze_y"]] = gaze[1] + _ou(rng, n, fps, 0.5, 0.02)
+        m[:, FIELD["gaze_x"]] = gaze[0] + ou_noise(rng, n, fps, 0.5, 0.02)
+        m[:, FIELD["gaze_y"]] = gaze[1] + ou_noise(rng, n, fps, 0.5, 0.02)
     else:
         t = 0
         while t < n:

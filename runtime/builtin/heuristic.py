@@ -16,7 +16,7 @@ BLINKS_PER_MIN = 17.0
 BLINK_MIN_GAP_S = 1.0
 
 
-def _ou(rng: np.random.Generator, n: int, fps: float, tau_s: float, sigma: float) -> np.ndarray:
+def ou_noise(rng: np.random.Generator, n: int, fps: float, tau_s: float, sigma: float) -> np.ndarray:
     """Ornstein-Uhlenbeck noise: smooth random drift with time constant tau and std sigma."""
     a = np.exp(-1.0 / (tau_s * fps))
     noise = rng.standard_normal(n) * sigma * np.sqrt(1 - a * a)
@@ -95,13 +95,13 @@ class HeuristicMotion:
         nod = gaussian_filter1d(onset * (level > 0.5), sec(0.15)) * 60.0
         hm = controls.head_motion
         talk = gaussian_filter1d(active.astype(np.float64), sec(0.5))
-        m[:, FIELD["head_pitch"]] = hm * (np.clip(nod, 0, 4) + _ou(rng, n, fps, 1.5, 0.6 + 0.8 * talk.mean()))
-        m[:, FIELD["head_yaw"]] = hm * _ou(rng, n, fps, 2.5, 2.0) * (0.5 + 0.5 * talk)
-        m[:, FIELD["head_roll"]] = hm * _ou(rng, n, fps, 3.0, 1.2)
-        m[:, FIELD["head_tx"]] = hm * _ou(rng, n, fps, 3.0, 0.006)
+        m[:, FIELD["head_pitch"]] = hm * (np.clip(nod, 0, 4) + ou_noise(rng, n, fps, 1.5, 0.6 + 0.8 * talk.mean()))
+        m[:, FIELD["head_yaw"]] = hm * ou_noise(rng, n, fps, 2.5, 2.0) * (0.5 + 0.5 * talk)
+        m[:, FIELD["head_roll"]] = hm * ou_noise(rng, n, fps, 3.0, 1.2)
+        m[:, FIELD["head_tx"]] = hm * ou_noise(rng, n, fps, 3.0, 0.006)
         breath = 0.004 * np.sin(2 * np.pi * 0.25 * np.arange(n) / fps + rng.uniform(0, 6.3))
-        m[:, FIELD["head_ty"]] = hm * (_ou(rng, n, fps, 3.0, 0.004) + breath)
-        m[:, FIELD["head_scale"]] = hm * _ou(rng, n, fps, 4.0, 0.006)
+        m[:, FIELD["head_ty"]] = hm * (ou_noise(rng, n, fps, 3.0, 0.004) + breath)
+        m[:, FIELD["head_scale"]] = hm * ou_noise(rng, n, fps, 4.0, 0.006)
 
         # eyes: blinks (both lids together, one slightly lagging), gaze saccades held between
         pauses = gaussian_filter1d(active.astype(np.float64), sec(0.2)) < 0.2

@@ -7,7 +7,6 @@ Needs the folder written by talkrt.export.export_liveportrait.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -128,11 +127,10 @@ class LivePortraitSession:
         self.times.add("motion", t)
         return None, denormalize(motion.astype(np.float32), self.template)
 
-    def _driving(self, d: dict, i: int) -> np.ndarray:
-        """LivePortrait's relative driving against the first generated frame, then stitching."""
-        r_d = kpm.rotation_matrix(d["pitch"][i:i + 1], d["yaw"][i:i + 1], d["roll"][i:i + 1])
-        r_0 = kpm.rotation_matrix(d["pitch"][:1], d["yaw"][:1], d["roll"][:1])
-        r_new = (r_d @ r_0.transpose(0, 2, 1)) @ self.r_s
+    def _driving(self, d: dict, r_rel: np.ndarray, i: int) -> np.ndarray:
+        """LivePortrait's relative driving against the first generated frame, then stitching.
+        r_rel[i] = R_d_i @ R_d_0^T, computed once for the clip."""
+        r_new = r_rel[i:i + 1] @ self.r_s
         exp = self.src["exp"] + (d["exp"][i:i + 1] - d["exp"][:1])
         scale = self.src["scale"] * (d["scale"][i:i + 1] / d["scale"][:1])
         t = self.src["t"] + (d["t"][i:i + 1] - d["t"][:1])
@@ -142,9 +140,11 @@ class LivePortraitSession:
         return kpm.apply_stitching(delta, x_d)
 
     def frames(self, driving: dict) -> Iterator[np.ndarray]:
+        r_d = kpm.rotation_matrix(driving["pitch"], driving["yaw"], driving["roll"])  # [T, 3, 3]
+        r_rel = r_d @ r_d[:1].transpose(0, 2, 1)
         for i in range(len(driving["exp"])):
             t = time.perf_counter()
-            x_d = self._driving(driving, i)
+            x_d = self._driving(driving, r_rel, i)
             warped = self.w.run({"feature_3d": self.feature_3d, "kp_driving": x_d, "kp_source": self.x_s})["warped"]
             t = self.times.add("warp", t)
             image = self.g.run({"warped": warped})["image"][0]
@@ -159,10 +159,3 @@ class LivePortraitSession:
                 self.canvas[y0:y1, x0:x1] = np.clip(self.base + self.mask * (back - self.base) + 0.5, 0, 255).astype(np.uint8)
             self.times.add("paste", t)
             yield self.canvas
-
-
-def read_manifest(onnx_dir: Path) -> dict:
-    path = onnx_dir / "manifest.json"
-    if not path.is_file():
-        raise TalkrtError(onnx_dir, "no manifest.json: not a folder written by talkrt.export.export_liveportrait")
-    return json.loads(path.read_text())
