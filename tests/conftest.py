@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Triton kernels run in its interpreter where there is no GPU; this must happen before triton is
+# imported anywhere in the session.
+if os.environ.get("TALKRT_TEST_GPU") != "1":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import numpy as np
 import pytest

@@ -36,30 +36,46 @@ class DenseMotionNetwork(nn.Module):
                           if estimate_occlusion_map else None)
 
     def forward(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
+        """Returns (deformation, occlusion)."""
+        feature = F.relu(self.norm(self.compress(feature)))  # [B, 4, d, h, w]
+        inp, sparse = self.motion_input(feature, kp_driving, kp_source)
+        prediction = self.hourglass(inp)
+        mask = torch.softmax(self.mask(prediction), dim=1)  # [B, k+1, d, h, w]
+        deformation = (sparse.permute(0, 1, 5, 2, 3, 4) * mask.unsqueeze(2)).sum(1).permute(0, 2, 3, 4, 1)
+        return deformation, self.occlusion_map(prediction)
+
+    def occlusion_map(self, prediction: torch.Tensor) -> torch.Tensor | None:
+        if self.occlusion is None:
+            return None
+        pb, pc, pd, ph, pw = prediction.shape
+        return torch.sigmoid(self.occlusion(prediction.reshape(pb, pc * pd, ph, pw)))
+
+    def masks(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
+        """The fused path's half: (softmax masks [B, k+1, d, h, w], occlusion), no sparse grids."""
+        from talkrt.kernels.keypoint_warp import motion_input
+
+        feature = F.relu(self.norm(self.compress(feature)))
+        prediction = self.hourglass(motion_input(feature, kp_driving, kp_source, KP_VARIANCE))
+        return torch.softmax(self.mask(prediction), dim=1), self.occlusion_map(prediction)
+
+    def motion_input(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
+        """Unfused hourglass input and the sparse motion grids [B, k+1, d, h, w, 3]."""
         b, _, d, h, w = feature.shape
         k = self.num_kp
-        feature = F.relu(self.norm(self.compress(feature)))  # [B, 4, d, h, w]
-        grid = coordinate_grid_3d(d, h, w, feature.device)  # [d, h, w, 3]
+        grid = coordinate_grid_3d(d, h, w, feature.device).to(feature.dtype)  # [d, h, w, 3]
         # sparse motions: identity (background) + one driving->source shift per keypoint
-        shift = (kp_source - kp_driving).view(b, k, 1, 1, 1, 3)
+        shift = (kp_source - kp_driving).to(feature.dtype).view(b, k, 1, 1, 1, 3)
         sparse = torch.cat([grid.expand(b, 1, d, h, w, 3), grid.unsqueeze(0) + shift], dim=1)  # [B, k+1, d, h, w, 3]
         c = feature.shape[1]
         rep = feature.unsqueeze(1).expand(b, k + 1, c, d, h, w).reshape(b * (k + 1), c, d, h, w)
         deformed = grid_sample_3d(rep, sparse.reshape(b * (k + 1), d, h, w, 3)).view(b, k + 1, c, d, h, w)
         # Gaussian heatmaps of driving minus source keypoints, zero for the background
-        gauss = lambda kp: torch.exp(-0.5 * ((grid.unsqueeze(0).unsqueeze(0) - kp.view(b, k, 1, 1, 1, 3)) ** 2).sum(-1)
+        gauss = lambda kp: torch.exp(-0.5 * ((grid.unsqueeze(0).unsqueeze(0) - kp.to(grid.dtype).view(b, k, 1, 1, 1, 3)) ** 2).sum(-1)
                                      / KP_VARIANCE)
         heat = gauss(kp_driving) - gauss(kp_source)
         heat = torch.cat([torch.zeros(b, 1, d, h, w, device=feature.device, dtype=heat.dtype), heat], 1).unsqueeze(2)
         inp = torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w)  # channel = kp * 5 + {heat, feature}
-        prediction = self.hourglass(inp)
-        mask = torch.softmax(self.mask(prediction), dim=1).unsqueeze(2)  # [B, k+1, 1, d, h, w]
-        deformation = (sparse.permute(0, 1, 5, 2, 3, 4) * mask).sum(1).permute(0, 2, 3, 4, 1)  # [B, d, h, w, 3]
-        occlusion = None
-        if self.occlusion is not None:
-            pb, pc, pd, ph, pw = prediction.shape
-            occlusion = torch.sigmoid(self.occlusion(prediction.reshape(pb, pc * pd, ph, pw)))
-        return deformation, occlusion
+        return inp, sparse
 
 
 class WarpingNetwork(nn.Module):
@@ -72,11 +88,24 @@ class WarpingNetwork(nn.Module):
         out_ch = block_expansion * 2 ** num_down_blocks
         self.third = SameBlock2d(max_features, out_ch, 3, 1, lrelu=True)
         self.fourth = nn.Conv2d(out_ch, out_ch, 1)
+        self.fused = False
+
+    def set_fused(self, fused: bool) -> "WarpingNetwork":
+        """Route both sampling paths through talkrt's Triton kernels (kernels/keypoint_warp.py):
+        no sparse grids, repeated features or deformation blend are materialised."""
+        self.fused = bool(fused)
+        return self
 
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
         """Returns (out, occlusion_map, deformation)."""
-        deformation, occlusion = self.dense_motion_network(feature_3d, kp_driving, kp_source)
-        out = grid_sample_3d(feature_3d, deformation)
+        if self.fused:
+            from talkrt.kernels.keypoint_warp import keypoint_warp
+
+            mask, occlusion = self.dense_motion_network.masks(feature_3d, kp_driving, kp_source)
+            out, deformation = keypoint_warp(feature_3d, mask, kp_driving, kp_source, return_deformation=True)
+        else:
+            deformation, occlusion = self.dense_motion_network(feature_3d, kp_driving, kp_source)
+            out = grid_sample_3d(feature_3d, deformation)
         b, c, d, h, w = out.shape
         out = self.fourth(self.third(out.reshape(b, c * d, h, w)))
         if occlusion is not None:
