@@ -46,5 +46,37 @@ def load_profile(name: str = "cpu") -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"profile {name}", f"is not valid TOML ({exc})") from None
     profile = _merge(defaults, delta, "")
+    _validate(profile)
     profile["name"] = Path(name).stem
     return profile
+
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("ort", "torch", "trt")
+
+
+def _validate(p: dict[str, Any]) -> None:
+    """Values the type check cannot catch."""
+    for stage, precision in p["precision"].items():
+        if precision not in PRECISIONS:
+            raise OptionError(f"profile key precision.{stage}", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if p["engine"]["backend"] not in BACKENDS:
+        raise OptionError("profile key engine.backend", f"must be one of {', '.join(BACKENDS)}")
+    s = p["shapes"]
+    if not 1 <= s["batch_min"] <= s["batch_opt"] <= s["batch_max"]:
+        raise OptionError("profile shapes", "need 1 <= batch_min <= batch_opt <= batch_max")
+    if not 0 <= p["build"]["opt_level"] <= 5:
+        raise OptionError("profile key build.opt_level", "must be 0..5")
+    if not all(isinstance(a, int) and a >= 50 for a in p["build"]["cuda_architectures"]):
+        raise OptionError("profile key build.cuda_architectures", "must list compute capabilities such as 87, 89")
+    if p["runtime"]["streams"] < 1 or p["runtime"]["frame_slots"] < 1:
+        raise OptionError("profile runtime", "streams and frame_slots must be at least 1")
+
+
+def profile_hash(p: dict[str, Any]) -> str:
+    """Hash of what an engine build depends on (precision, shapes, build): engines record it."""
+    import hashlib
+    import json
+
+    keyed = {k: p[k] for k in ("precision", "shapes", "build")}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
