@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,8 +29,11 @@ def autocast_fp16(src: Path, dst: Path, keep_ops: tuple[str, ...] = KEEP_FP32_OP
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     logging.getLogger("modelopt").setLevel(logging.WARNING)
-    model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True,
-                                       op_types_to_exclude=list(keep_ops), nodes_to_exclude=list(keep_nodes))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / Path(src).name
+        shutil.copy2(src, work)
+        model = convert_to_mixed_precision(onnx_path=str(work), low_precision_type="fp16", keep_io_types=True,
+                                           op_types_to_exclude=list(keep_ops), nodes_to_exclude=list(keep_nodes))
     onnx.save(model, str(dst))
     return Path(dst)
 
@@ -39,9 +44,13 @@ def quantize_int8(src: Path, dst: Path, calibration: dict[str, np.ndarray], keep
     from modelopt.onnx.quantization import quantize
 
     logging.getLogger("modelopt").setLevel(logging.WARNING)
-    quantize(str(src), quantize_mode="int8", calibration_data=calibration, calibration_method="entropy",
-             calibration_eps=["cpu"], output_path=str(dst), op_types_to_exclude=list(keep_ops),
-             high_precision_dtype=high_precision)
+    # ModelOpt may rewrite the file it is given (shared-constant duplication): hand it a copy
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / Path(src).name
+        shutil.copy2(src, work)
+        quantize(str(work), quantize_mode="int8", calibration_data=calibration, calibration_method="entropy",
+                 calibration_eps=["cpu"], output_path=str(dst), op_types_to_exclude=list(keep_ops),
+                 high_precision_dtype=high_precision)
     return Path(dst)
 
 
@@ -65,7 +74,7 @@ class StageAccuracy:
 def verdict(file: str, precision: str, max_abs: float, frame_psnr: float, frames: int, accuracy: dict) -> StageAccuracy:
     """Apply the profile's [accuracy] bounds."""
     bound = accuracy["int8_frame_min_psnr_db"] if precision == "int8" else accuracy["frame_min_psnr_db"]
-    ok = frame_psnr >= bound
+    ok = bool(frame_psnr >= bound)
     why = f"frame PSNR {frame_psnr:.1f} dB {'>=' if ok else '<'} {bound:.1f} dB over {frames} frames"
     return StageAccuracy(file, precision, float(max_abs), float(frame_psnr), frames, ok, why)
 

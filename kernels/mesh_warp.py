@@ -5,8 +5,8 @@ coarse flow grid, Newton inversion of that forward flow into a backward sampling
 upsampling and the bilinear gather of the image. Bytes moved per 512x512 RGB frame: the image in
 (768 KB) and out (768 KB); the flow grid (128x128x2 fp32, 128 KB) stays on chip in a fused kernel.
 
-This file holds the numpy/OpenCV reference, `mesh_warp_ref`, used by the CPU runtime. The Triton
-kernel comes with the GPU path.
+This file holds the numpy/OpenCV reference, `mesh_warp_ref`, used by the CPU runtime; the Triton
+kernels are in kernels/mesh_warp_triton.py.
 """
 from __future__ import annotations
 
@@ -88,3 +88,4 @@ def mesh_warp_ref(image: np.ndarray, wg: WarpGrid, disp: np.ndarray, iterations:
     """Warp `image` ([height, width, C]) so that control point i moves by disp[i] ([N, 2] pixels)."""
     m = backward_map(wg, disp, iterations)
     return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+

@@ -73,10 +73,14 @@ def test_fp16_builtin_motion_model(tmp_path):
 
 
 def test_int8_inserts_qdq_and_stays_close(tiny_warp, tmp_path):
+    from talkrt.runtime.manifest import file_sha256
+
+    before = file_sha256(tiny_warp)
     rng = np.random.default_rng()
     calib = [_feeds(rng) for _ in range(4)]
     calibration = {k: np.concatenate([c[k] for c in calib]) for k in calib[0]}
     dst = quantize_int8(tiny_warp, tmp_path / "warp.int8.onnx", calibration, high_precision="fp32")
+    assert file_sha256(tiny_warp) == before  # the FP32 source is never rewritten
     ops = Counter(n.op_type for n in onnx.load(dst).graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0 and ops["GridSample"] == 2
     feeds = _feeds(rng)
