@@ -67,12 +67,18 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, ff), nn.GELU(), nn.Linear(ff, width))
         self.drop = nn.Dropout(dropout)
+        self.fused = False  # talkrt's Triton attention (kernels/attention.py) instead of the explicit form
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, w = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(self.head_dim)), dim=-1)  # [B, H, n, n]
-        y = (att @ v).transpose(1, 2).reshape(b, n, w)
+        if self.fused:
+            from talkrt.kernels.attention import attention
+
+            y = attention(q, k, v).transpose(1, 2).reshape(b, n, w)
+        else:
+            att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(self.head_dim)), dim=-1)  # [B, H, n, n]
+            y = (att @ v).transpose(1, 2).reshape(b, n, w)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.norm2(x)))
 
@@ -102,6 +108,11 @@ class MotionDiT(nn.Module):
         n, k = cfg.window, cfg.context
         pos = torch.cat([torch.zeros(3), torch.arange(-k, 0), torch.arange(-k, 0), torch.arange(n), torch.arange(n)])
         self.register_buffer("pos_emb", _sinusoid(pos.float(), w), persistent=False)
+
+    def set_fused(self, fused: bool) -> "MotionDiT":
+        for blk in self.blocks:
+            blk.fused = bool(fused)
+        return self
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, prev_motion: torch.Tensor,
                 prev_audio: torch.Tensor, controls: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
