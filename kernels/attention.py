@@ -69,7 +69,7 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, mask_ptr, H, Lq, Lk, D, scale,
         else:
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
-    out = acc / l_i[:, None]
+    out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]  # rows past Lq hold nothing
     tl.store(o_ptr + b * so_b + h * so_h + rows[:, None] * so_l + dims[None, :], out.to(o_ptr.dtype.element_ty),
              mask=row_ok[:, None] & dim_ok[None, :])
 

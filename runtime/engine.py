@@ -58,11 +58,22 @@ class OrtEngine:
         return dict(zip(self._out_names, values))
 
 
-def open_engine(name_or_path: str | Path, backend: str = "ort", threads: int = 0) -> Engine:
-    """Open a stage model by file name (looked up in the shipped models) or path."""
+def open_engine(name_or_path: str | Path, backend: str = "ort", threads: int = 0, profile: str = "cpu") -> Engine:
+    """Open a stage model by file name (looked up in the shipped models) or path.
+
+    `trt` opens the engine built from that ONNX file for `profile`, from `<folder>/engines/<profile>/`
+    (export/trt_build.py), after checking its manifest against this machine."""
     path = Path(name_or_path)
     if not path.is_absolute() and not path.exists():
         path = MODEL_DIR / path
     if backend == "ort":
         return OrtEngine(path, threads=threads)
-    raise TalkrtError(f"backend {backend!r}", "is not available in this build (use 'ort')")
+    if backend == "trt":
+        from talkrt.runtime.backends.trt import open_stage_engine
+
+        return open_stage_engine(path, profile)
+    if backend == "torch":
+        raise TalkrtError("backend 'torch'", "runs stage modules through the Python API "
+                          "(talkrt.runtime.backends.torch_backend, see benchmarks/gpu_check.py); "
+                          "the CLI runs 'ort' or 'trt' profiles")
+    raise TalkrtError(f"backend {backend!r}", "is unknown (ort, trt, torch)")

@@ -33,8 +33,9 @@ class SessionOptions:
     motion: str = "heuristic"
     controls: MotionControls = MotionControls()
     grid: int = 128
-    backend: str = "ort"
+    backend: str = "ort"  # the liveportrait stages' backend; face and builtin models always run on ORT
     threads: int = 0
+    profile: str = "cpu"  # engines for the trt backend are looked up under this profile's name
     model: str = "builtin"  # model family: builtin | liveportrait
     weights: Path | None = None  # liveportrait: the folder of downloaded (or exported) weights
     cfg_scale: float = 2.0  # liveportrait: JoyVASA's audio guidance scale
@@ -57,7 +58,8 @@ class SessionOptions:
     def from_profile(cls, name: str = "cpu", **overrides) -> "SessionOptions":
         p = load_profile(name)
         base = dict(fps=p["video"]["fps"], max_size=p["render"]["max_size"], grid=p["render"]["grid"],
-                    motion=p["motion"]["model"], backend=p["engine"]["backend"], threads=p["engine"]["threads"])
+                    motion=p["motion"]["model"], backend=p["engine"]["backend"], threads=p["engine"]["threads"],
+                    profile=name)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -99,12 +101,12 @@ class Session:
         rgb = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
         self.photo = _fit(rgb, options.max_size)
         t = time.perf_counter()
-        analyzer = analyzer or FaceAnalyzer(options.backend, options.threads)
+        analyzer = analyzer or FaceAnalyzer("ort", options.threads)
         self.mesh = analyzer.analyze(self.photo, options.face_index, name)
         t = self.times.add("face", t)
         self.renderer = BuiltinRenderer(self.photo, self.mesh.points, RenderOptions(grid=options.grid, crop_only=options.crop))
         self.times.add("appearance", t)
-        self.motion_model = open_motion(options.motion, options.backend, options.threads)
+        self.motion_model = open_motion(options.motion, "ort", options.threads)  # 25 ms per s of audio
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -144,7 +146,7 @@ def open_session(portrait: str | Path | np.ndarray, options: SessionOptions):
     folder = onnx_folder(Path(options.weights))
     name = "portrait" if isinstance(portrait, np.ndarray) else str(portrait)
     rgb = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-    return LivePortraitSession(_fit(rgb, options.max_size), folder, FaceAnalyzer(options.backend, options.threads),
+    return LivePortraitSession(_fit(rgb, options.max_size), folder, FaceAnalyzer("ort", options.threads),
                                options, name, StageTimes())
 
 

@@ -120,4 +120,20 @@ def open_engines(folder: Path, profile: dict, onnx_folder: Path | None = None) -
             for e in manifest.engines}
 
 
-__all__ = ["TrtEngine", "open_engines", "Event", "Stream"]
+_OPEN: dict[Path, dict[str, TrtEngine]] = {}
+
+
+def open_stage_engine(onnx_path: Path, profile_name: str) -> TrtEngine:
+    """The engine built from `onnx_path` for `profile_name` (engine folders are opened once)."""
+    from talkrt.runtime.profiles import load_profile
+
+    folder = Path(onnx_path).parent / "engines" / Path(profile_name).stem
+    if folder not in _OPEN:
+        _OPEN[folder] = open_engines(folder, load_profile(profile_name), Path(onnx_path).parent)
+    engines = _OPEN[folder]
+    if Path(onnx_path).stem not in engines:
+        raise TalkrtError(folder, f"has no engine for {Path(onnx_path).name} (built: {', '.join(sorted(engines))})")
+    return engines[Path(onnx_path).stem]
+
+
+__all__ = ["TrtEngine", "open_engines", "open_stage_engine", "Event", "Stream"]

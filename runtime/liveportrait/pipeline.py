@@ -74,11 +74,11 @@ class LivePortraitSession:
         t = time.perf_counter()
         mesh = analyzer.analyze(photo, face_index, name).points
         t = times.add("face", t)
-        eng = lambda n: open_engine(onnx_dir / f"{n}.onnx", backend, threads)
+        eng = lambda n: open_engine(onnx_dir / f"{n}.onnx", backend, threads, options.profile)
         self.f, self.m, self.w, self.g = eng("appearance"), eng("motion_extractor"), eng("warp"), eng("decode")
         self.stitch = eng("stitching")
         self.audio_enc = eng("audio_enc")
-        self.sampler = JoyVASASampler(onnx_dir, backend, threads)
+        self.sampler = JoyVASASampler(onnx_dir, backend, threads, options.profile)
         self.template = load_template(onnx_dir)
         self.affine = lp_crop(photo, mesh)
         crop = cv2.warpAffine(photo, self.affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
