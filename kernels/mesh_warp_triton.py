@@ -179,10 +179,11 @@ def _remap_kernel(src_ptr, off_ptr, out_ptr, mouth_ptr, alpha_ptr, H, W, gh, gw,
 
 def mesh_warp(image: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor, disp: torch.Tensor,
               grid_shape: tuple[int, int], step: int, mouth: torch.Tensor | None = None,
-              alpha: torch.Tensor | None = None, iterations: int = 3, block: int = 256) -> torch.Tensor:
+              alpha: torch.Tensor | None = None, iterations: int = 3, block: int = 256,
+              out: torch.Tensor | None = None) -> torch.Tensor:
     """Triton mesh warp. image [H, W, 3] uint8, idx/weights [G, 3] (mesh_warp_tables), disp [N, 2]
     float32 pixels, all torch tensors on one device; optional mouth [H, W, 3] uint8 + alpha [H, W]
-    float32 composited over the warped image. Returns a new [H, W, 3] uint8 tensor."""
+    float32 composited over the warped image. Returns `out` (a new [H, W, 3] uint8 tensor if not given)."""
     gh, gw = grid_shape
     h, w = image.shape[:2]
     if image.dtype != torch.uint8 or image.shape[2] != 3 or idx.shape[0] != gh * gw:
@@ -190,7 +191,7 @@ def mesh_warp(image: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor, dis
                          f"{image.dtype} and {idx.shape[0]} cells")
     fwd = torch.empty((gh * gw, 2), dtype=torch.float32, device=image.device)
     off = torch.empty_like(fwd)
-    out = torch.empty_like(image)
+    out = torch.empty_like(image) if out is None else out
     n_cells = gh * gw
     _coarse_flow_kernel[(triton.cdiv(n_cells, block),)](idx, weights, disp.contiguous(), fwd, n_cells, 1.0 / step, BLOCK=block)
     _invert_kernel[(triton.cdiv(n_cells, block),)](fwd, off, gh, gw, float(step), ITERS=iterations, BLOCK=block)

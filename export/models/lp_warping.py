@@ -88,12 +88,13 @@ class WarpingNetwork(nn.Module):
         out_ch = block_expansion * 2 ** num_down_blocks
         self.third = SameBlock2d(max_features, out_ch, 3, 1, lrelu=True)
         self.fourth = nn.Conv2d(out_ch, out_ch, 1)
-        self.fused = False
+        self.fused, self.keep_deformation = False, True
 
-    def set_fused(self, fused: bool) -> "WarpingNetwork":
+    def set_fused(self, fused: bool, keep_deformation: bool = True) -> "WarpingNetwork":
         """Route both sampling paths through talkrt's Triton kernels (kernels/keypoint_warp.py):
-        no sparse grids, repeated features or deformation blend are materialised."""
-        self.fused = bool(fused)
+        no sparse grids, repeated features or deformation blend are materialised. Without
+        `keep_deformation` the third output is None (G does not use it) and is never written."""
+        self.fused, self.keep_deformation = bool(fused), bool(keep_deformation)
         return self
 
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
@@ -102,7 +103,10 @@ class WarpingNetwork(nn.Module):
             from talkrt.kernels.keypoint_warp import keypoint_warp
 
             mask, occlusion = self.dense_motion_network.masks(feature_3d, kp_driving, kp_source)
-            out, deformation = keypoint_warp(feature_3d, mask, kp_driving, kp_source, return_deformation=True)
+            if self.keep_deformation:
+                out, deformation = keypoint_warp(feature_3d, mask, kp_driving, kp_source, return_deformation=True)
+            else:
+                out, deformation = keypoint_warp(feature_3d, mask, kp_driving, kp_source), None
         else:
             deformation, occlusion = self.dense_motion_network(feature_3d, kp_driving, kp_source)
             out = grid_sample_3d(feature_3d, deformation)

@@ -1,0 +1,562 @@
+"""The GPU check: every kernel against its reference at real shapes, timed against its torch
+equivalent; the LivePortrait renderer (W + G) eager FP32 vs FP16 + fused kernels + CUDA graphs; end
+to end at 512x512 for both families through the torch backend. Prints one Markdown table, writes
+it with a JSON record to --out (and appends to benchmarks/results/gpu_check.jsonl).
+
+    python benchmarks/gpu_check.py --out $OUT            # on a CUDA machine, about 5-8 minutes
+    python benchmarks/gpu_check.py --cpu-dry-run         # tiny shapes, Triton interpreter: checks the script
+
+Full-size LivePortrait modules carry random weights (timing does not depend on their values).
+Timing: warm-up discarded, CUDA events around each iteration, median and p99; throughput from
+wall time over the whole run. A failed check marks its row FAIL and the exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--cpu-dry-run", action="store_true", help="tiny shapes on CPU with the Triton interpreter")
+ap.add_argument("--out", type=Path, help="folder for gpu_check.md / gpu_check.json")
+ap.add_argument("--iters", type=int, default=50)
+ap.add_argument("--only", action="append", help="run only these sections (kernels, cuda, renderer, builtin, liveportrait)")
+ARGS = ap.parse_args()
+if ARGS.cpu_dry_run:
+    os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_e2e import commit, machine, versions  # noqa: E402
+
+from talkrt.kernels.attention import attention, attention_ref  # noqa: E402
+from talkrt.kernels.grid_sample3d import grid_sample3d, grid_sample3d_ref  # noqa: E402
+from talkrt.kernels.keypoint_warp import keypoint_warp, keypoint_warp_ref, motion_input, motion_input_ref  # noqa: E402
+from talkrt.kernels.mesh_warp_triton import mesh_warp, mesh_warp_ref, mesh_warp_tables  # noqa: E402
+from talkrt.runtime.backends.torch_backend import TorchCudaOps, TorchStage, on_stream, pinned_empty  # noqa: E402
+from talkrt.runtime.profiles import load_profile  # noqa: E402
+from talkrt.runtime.scheduler import FrameScheduler, HostOps  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DRY = ARGS.cpu_dry_run
+DEV = torch.device("cpu" if DRY else "cuda")
+ITERS = 2 if DRY else ARGS.iters
+PROFILE = load_profile("h100")
+LOW = "fp32" if DRY else "fp16"  # CPU PyTorch lacks half kernels for some 3-D ops (avg_pool3d)
+TARGETS = PROFILE["targets"]
+ROWS: list[dict] = []
+FAILED: list[str] = []
+
+
+def sync() -> None:
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, iters: int = ITERS, warmup: int = 3) -> tuple[float, float]:
+    """(median ms, p99 ms) per call; device events on CUDA."""
+    for _ in range(1 if DRY else warmup):
+        fn()
+    sync()
+    ms = []
+    for _ in range(iters):
+        if DEV.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            ms.append(a.elapsed_time(b))
+        else:
+            t = time.perf_counter()
+            fn()
+            ms.append((time.perf_counter() - t) * 1000)
+    return float(np.median(ms)), float(np.percentile(ms, 99))
+
+
+def row(section: str, name: str, check: str = "", ok: bool = True, ms: float | None = None, p99: float | None = None,
+        ref_ms: float | None = None, target: str = "", **extra) -> None:
+    speed = f"{ref_ms / ms:.2f}x" if ms and ref_ms else ""
+    ROWS.append(dict(section=section, name=name, check=check, ok=ok, median_ms=ms, p99_ms=p99, ref_ms=ref_ms,
+                     speedup=speed, target=target, **extra))
+    if not ok:
+        FAILED.append(f"{section}/{name}")
+    print(f"  {section:12s} {name:44s} {check:28s} {'ok' if ok else 'FAIL':4s} "
+          f"{'' if ms is None else f'{ms:8.3f} ms'} {speed}", flush=True)
+
+
+def err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def shapes() -> dict:
+    """W's shapes at the public size (feature 32x16x64x64, 21 keypoints); tiny for the dry run."""
+    if DRY:
+        return dict(c=4, d=4, h=8, w=8, cc=4, k=5)
+    return dict(c=32, d=16, h=64, w=64, cc=4, k=21)
+
+
+# -- kernels ------------------------------------------------------------------------------------
+def section_kernels() -> None:
+    s = shapes()
+    g = torch.Generator(device="cpu").manual_seed(0)
+    rnd = lambda *shape: torch.randn(*shape, generator=g).to(DEV)
+    vol = rnd(1, s["c"], s["d"], s["h"], s["w"])
+    grid = (torch.rand(1, s["d"], s["h"], s["w"], 3, generator=g) * 2.2 - 1.1).to(DEV)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 1e-2)):
+        for align in (False, True):
+            e = err(grid_sample3d(vol.to(dtype), grid.to(dtype), align), grid_sample3d_ref(vol, grid, align))
+            row("kernels", f"grid_sample3d {str(dtype)[6:]} align={align}", f"max err {e:.2e} < {tol:g}", e < tol)
+    v16, g16 = vol.half(), grid.half()
+    t = timed(lambda: grid_sample3d(v16, g16))
+    tr = timed(lambda: F.grid_sample(v16, g16, mode="bilinear", padding_mode="zeros", align_corners=False))
+    row("kernels", "grid_sample3d fp16 W shape vs F.grid_sample", "", True, *t, tr[0],
+        f">= {TARGETS['grid_sample_speedup']}x")
+    vcl = v16.to(memory_format=torch.channels_last_3d)
+    t = timed(lambda: grid_sample3d(vcl, g16))
+    row("kernels", "grid_sample3d fp16 channels-last vs F.grid_sample", "", True, *t, tr[0],
+        f">= {TARGETS['grid_sample_speedup']}x")
+
+    # fused keypoint-driven warp vs W's unfused sampling path (both halves), fp16
+    k = s["k"]
+    feat_c = rnd(1, s["cc"], s["d"], s["h"], s["w"]).half()
+    kd = (torch.rand(1, k, 3, generator=g) * 1.6 - 0.8).to(DEV)
+    ks = kd + 0.1 * rnd(1, k, 3)
+    mask = torch.softmax(3 * rnd(1, k + 1, s["d"], s["h"], s["w"]), 1).half()
+    e1 = err(motion_input(feat_c, kd, ks), motion_input_ref(feat_c.float(), kd, ks))
+    out, dfm = keypoint_warp(v16, mask, kd, ks, return_deformation=True)
+    ref, ref_dfm = keypoint_warp_ref(vol, mask.float(), kd, ks)
+    e2, e3 = err(out, ref), err(dfm, ref_dfm)
+    row("kernels", "motion_input fused fp16", f"max err {e1:.2e} < 1e-2", e1 < 1e-2)
+    row("kernels", "keypoint_warp fused fp16", f"max err {max(e2, e3):.2e} < 1e-2", max(e2, e3) < 1e-2)
+    fused = lambda: (motion_input(feat_c, kd, ks), keypoint_warp(v16, mask, kd, ks))
+    unfused = lambda: (motion_input_ref(feat_c, kd.half(), ks.half()), keypoint_warp_ref(v16, mask, kd.half(), ks.half()))
+    t, tr = timed(fused), timed(unfused)
+    row("kernels", "fused warp vs W's unfused sampling (fp16)", "", True, *t, tr[0], f">= {TARGETS['fused_warp_speedup']}x")
+
+    # attention: builtin DiT (CFG batch 3, 4 heads, 103 tokens, dim 32) and JoyVASA (2, 8, 110, 64)
+    for name, (b, h, n, d) in (("DiT", (3, 4, 103, 32)), ("JoyVASA", (2, 8, 110, 64))):
+        if DRY:
+            b, h, n, d = 1, 2, 20, 16
+        q, kk, vv = (rnd(b, h, n, d).half() for _ in range(3))
+        e = err(attention(q, kk, vv), attention_ref(q.float(), kk.float(), vv.float()))
+        t = timed(lambda: attention(q, kk, vv))
+        tr = timed(lambda: F.scaled_dot_product_attention(q, kk, vv))
+        row("kernels", f"attention {name} fp16 vs SDPA", f"max err {e:.2e} < 5e-3", e < 5e-3, *t, tr[0])
+        tr2 = timed(lambda: torch.softmax(q @ kk.transpose(-1, -2) * d ** -0.5, -1) @ vv)
+        row("kernels", f"attention {name} fp16 vs explicit softmax", "", True, *t, tr2[0])
+
+    # mesh warp on the example portrait's real mesh and grid (512 crop, 4-px cells)
+    from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
+    from talkrt.runtime.face import FaceAnalyzer
+    from talkrt.runtime.image_io import load_image
+
+    photo = load_image(ROOT / "examples" / "portrait.jpg")
+    size = 64 if DRY else 512
+    r = BuiltinRenderer(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points,
+                        RenderOptions(size=size, grid=size // 4, crop_only=True))
+    motion = np.zeros(17, np.float32)
+    motion[0] = 0.8  # jaw open
+    disp = (r.rig.displace(motion) @ r.lin.T).astype(np.float32)
+    idx, wts = (torch.from_numpy(a).to(DEV) for a in mesh_warp_tables(r.grid))
+    src = torch.from_numpy(np.ascontiguousarray(r.source)).to(DEV)
+    disp_t = torch.from_numpy(disp).to(DEV)
+    gshape = r.grid.base.shape[:2]
+    out = mesh_warp(src, idx, wts, disp_t, gshape, r.grid.step).cpu().numpy()
+    ref = mesh_warp_ref(r.source, r.grid, disp)
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    ok = diff.max() <= 2 and diff.mean() < 0.25
+    t = timed(lambda: mesh_warp(src, idx, wts, disp_t, gshape, r.grid.step))
+    t0 = time.perf_counter()
+    for _ in range(5):
+        mesh_warp_ref(r.source, r.grid, disp)
+    cpu_ms = (time.perf_counter() - t0) * 200
+    row("kernels", f"mesh_warp {size}px vs OpenCV reference (CPU)", f"max {diff.max()} mean {diff.mean():.3f}", ok,
+        *t, cpu_ms)
+
+
+# -- CUDA C++ kernel ----------------------------------------------------------------------------
+class Shape(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("n", "c", "d", "h", "w", "d_out", "h_out", "w_out", "align")]
+
+
+def section_cuda() -> None:
+    if shutil.which("cmake") is None or shutil.which("nvcc") is None:
+        row("cuda", "GridSample3D CUDA C++", "skipped: no cmake/nvcc", True)
+        return
+    arch = "89" if DRY else "".join(map(str, torch.cuda.get_device_capability()))
+    build = Path(tempfile.mkdtemp(prefix="talkrt_cmake_"))
+    for cmd in (["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={arch}"],
+                ["cmake", "--build", str(build), "-j8", "--target", "talkrt_kernels"]):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            row("cuda", "GridSample3D CUDA C++ build", (done.stdout + done.stderr)[-200:].replace("\n", " "), False)
+            return
+    lib = ctypes.CDLL(str(build / "libtalkrt_kernels.so"))
+    lib.talkrtGridSample3D.argtypes = [ctypes.c_void_p] * 3 + [Shape, ctypes.c_int32, ctypes.c_void_p]
+    lib.talkrtGridSample3DHost.argtypes = [ctypes.c_void_p] * 3 + [Shape, ctypes.c_int32]
+    s = shapes()
+    g = torch.Generator().manual_seed(1)
+    vol = torch.randn(1, s["c"], s["d"], s["h"], s["w"], generator=g)
+    grid = torch.rand(1, s["d"], s["h"], s["w"], 3, generator=g) * 2.2 - 1.1
+    shape = Shape(1, s["c"], s["d"], s["h"], s["w"], s["d"], s["h"], s["w"], 0)
+    if DRY:  # host loop only
+        out = torch.empty_like(vol)
+        lib.talkrtGridSample3DHost(vol.data_ptr(), grid.data_ptr(), out.data_ptr(), shape, 0)
+        e = err(out, grid_sample3d_ref(vol, grid))
+        row("cuda", "GridSample3D host loop fp32", f"max err {e:.2e} < 1e-5", e < 1e-5)
+        return
+    for dtype, code, tol in ((torch.float32, 0, 1e-5), (torch.float16, 1, 1e-2)):
+        v, gr = vol.to(DEV, dtype), grid.to(DEV, dtype)
+        out = torch.empty_like(v)
+        stream = torch.cuda.current_stream().cuda_stream
+        call = lambda: lib.talkrtGridSample3D(v.data_ptr(), gr.data_ptr(), out.data_ptr(), shape, code, stream)
+        rc = call()
+        sync()
+        e = err(out, grid_sample3d_ref(v.float(), gr.float()))
+        t = timed(call)
+        tr = timed(lambda: F.grid_sample(v, gr, mode="bilinear", padding_mode="zeros", align_corners=False))
+        row("cuda", f"GridSample3D CUDA C++ {str(dtype)[6:]} vs F.grid_sample", f"rc {rc}, max err {e:.2e}",
+            rc == 0 and e < tol, *t, tr[0])
+
+
+# -- LivePortrait modules -----------------------------------------------------------------------
+def lp_config() -> dict:
+    from talkrt.export import liveportrait_import as lpi
+
+    if DRY:
+        return json.loads((ROOT.parent / "shared" / "conformance" / "liveportrait" / "tiny_config.json").read_text())
+    return lpi.PUBLIC_CONFIG
+
+
+def lp_modules(config: dict) -> dict:
+    from talkrt.export import liveportrait_import as lpi
+
+    torch.manual_seed(0)
+    return {"F": lpi.build("appearance_feature_extractor", config).eval(),
+            "M": lpi.build("motion_extractor", config).eval(),
+            "W": lpi.build("warping_module", config).eval(),
+            "G": lpi.build("spade_generator", config).eval(),
+            "S": lpi.build_stitching(config)["retarget_shoulder"].eval()}
+
+
+class WarpDecode(torch.nn.Module):
+    """W then G for one frame: what the renderer runs per frame."""
+
+    def __init__(self, w: torch.nn.Module, g: torch.nn.Module):
+        super().__init__()
+        self.w, self.g = w, g
+
+    def forward(self, feature_3d, kp_driving, kp_source):
+        return self.g(self.w(feature_3d, kp_driving, kp_source)[0])
+
+
+def to_frame(image: torch.Tensor) -> torch.Tensor:
+    """[1, 3, H, W] in [0, 1] -> [H, W, 3] uint8 on the device."""
+    return (image[0].permute(1, 2, 0).float() * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+
+
+def section_renderer() -> None:
+    import copy
+
+    m = lp_modules(lp_config())
+    img = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        feat = m["F"](img)
+        kp = m["M"](img)[-1].view(1, 21, 3)
+    kd = kp + 0.02 * torch.randn_like(kp)
+    feat, kp, kd = feat.to(DEV), kp.to(DEV), kd.to(DEV)
+    fps = lambda ms: 1000.0 / ms
+    eager = TorchStage(WarpDecode(copy.deepcopy(m["W"]), copy.deepcopy(m["G"])), "fp32", DEV)
+    ref = eager(feat, kd, kp)
+    t_eager = timed(lambda: eager(feat, kd, kp), iters=max(2, ITERS // 2))
+    row("renderer", "W+G eager fp32 (baseline)", "", True, *t_eager, fps=fps(t_eager[0]))
+    variants = [("W+G eager fp16", False, False), ("W+G fp16 fused", True, False),
+                ("W+G fp16 CUDA graphs", False, True), ("W+G fp16 fused + CUDA graphs", True, True)]
+    for name, fused, graphs in variants:
+        if graphs and DRY:
+            continue
+        w = copy.deepcopy(m["W"]).set_fused(fused, keep_deformation=False)
+        stage = TorchStage(WarpDecode(w, copy.deepcopy(m["G"])), LOW, DEV, cuda_graphs=graphs)
+        out = stage(feat, kd, kp)
+        sync()
+        from talkrt.export.precision import psnr_db
+
+        psnr = psnr_db(to_frame(ref).cpu().numpy(), to_frame(out).cpu().numpy())
+        t = timed(lambda: stage(feat, kd, kp))
+        is_final = fused and graphs
+        target = f">= {TARGETS['renderer_fps']} fps, >= {TARGETS['renderer_speedup']}x" if is_final else ""
+        row("renderer", name, f"frame PSNR vs fp32 {psnr:.1f} dB", psnr > 30.0, *t, t_eager[0], target,
+            fps=fps(t[0]))
+
+
+# -- end to end ---------------------------------------------------------------------------------
+def ops_for_device():
+    return HostOps() if DRY else TorchCudaOps(DEV)
+
+
+def section_builtin() -> None:
+    """audio -> motion (ORT on the host, the trained model) -> Triton mesh warp on the GPU -> copy
+    out -> mouth/lids painted on the host -> frames in memory, through the frame scheduler."""
+    from talkrt.runtime.audio_io import load_audio
+    from talkrt.runtime.session import Session, SessionOptions
+
+    t_start = time.perf_counter()
+    audio = load_audio(ROOT / "examples" / "speech.wav")
+    if DRY:
+        audio = audio[:16000]
+    sess = Session(ROOT / "examples" / "portrait.jpg", SessionOptions(crop=True, motion="diffusion"))
+    r = sess.renderer
+    t_prep = time.perf_counter()
+    _, motion = sess.motion_for(audio)
+    t_motion = time.perf_counter()
+    idx, wts = (torch.from_numpy(a).to(DEV) for a in mesh_warp_tables(r.grid))
+    src = torch.from_numpy(np.ascontiguousarray(r.source)).to(DEV)
+    gshape, step = r.grid.base.shape[:2], r.grid.step
+    h, w = r.source.shape[:2]
+    disp_host = [pinned_empty((len(r.points), 2), torch.float32) for _ in range(2)]
+
+    def render(row_, slot, stream):
+        disp = (r.rig.displace(row_) @ r.lin.T).astype(np.float32)
+        buf = disp_host[slot.index]
+        buf.numpy()[...] = disp
+
+        def enqueue():
+            d = buf.to(DEV, non_blocking=True)
+            mesh_warp(src, idx, wts, d, gshape, step, out=slot.device)
+        on_stream(stream, enqueue)
+        return (r.points + disp, row_)
+
+    def copy(slot, stream):
+        on_stream(stream, lambda: slot.host.copy_(slot.device, non_blocking=True))
+
+    frames = np.empty((2, h, w, 3), np.uint8)
+
+    def finish(slot):
+        points, row_ = slot.meta
+        r.work = slot.host.numpy()
+        r.decode(points, row_)
+        frames[slot.index] = r.work  # the frame, in memory
+        return slot.index
+
+    buffers = lambda i: (torch.empty((h, w, 3), dtype=torch.uint8, device=DEV), pinned_empty((h, w, 3), torch.uint8))
+    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"])
+    list(sched.run(motion[:3]))  # warm-up: Triton compile
+    sync()
+    t0 = time.perf_counter()
+    n = sum(1 for _ in sched.run(motion))
+    sync()
+    t_render = time.perf_counter() - t0
+    total = (t_motion - t_prep) + t_render
+    row("e2e", "builtin 512 crop: audio->motion->render->frames", f"{n} frames, prep {t_prep - t_start:.2f} s",
+        True, 1000 * total / n, None, None, f">= {TARGETS['e2e_fps']} fps", fps=n / total,
+        render_fps=n / t_render, motion_s=t_motion - t_prep)
+
+
+class TorchEngine:
+    """Engine protocol (numpy in, numpy out) over a TorchStage, for the JoyVASA sampler's loop."""
+
+    def __init__(self, stage: TorchStage, inputs: list[str], output: str):
+        self.stage, self.names, self.output = stage, inputs, output
+
+    def run(self, feeds):
+        out = self.stage(*(torch.from_numpy(np.ascontiguousarray(feeds[n])).to(DEV) for n in self.names))
+        return {self.output: out.float().cpu().numpy()}
+
+
+def section_liveportrait() -> None:
+    """audio (HuBERT, GPU) -> JoyVASA sampling (GPU denoiser, the runtime's sampler) -> driving
+    keypoints + stitching (host) -> W + G (GPU, FP16, fused, CUDA graphs) -> copy out -> paste into
+    the photo (host) -> frames in memory."""
+    import cv2
+    from transformers import HubertConfig, HubertModel
+
+    from talkrt.export.export_liveportrait import _AudioEnc
+    from talkrt.export.models.joyvasa import JoyVASAConfig, JoyVASAMotion
+    from talkrt.runtime.audio_io import load_audio
+    from talkrt.runtime.face import FaceAnalyzer
+    from talkrt.runtime.image_io import load_image
+    from talkrt.runtime.liveportrait import keypoints as kpm
+    from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize
+    from talkrt.runtime.liveportrait.pipeline import CROP_SIZE, _paste_mask, lp_crop
+
+    m = lp_modules(lp_config())
+    graphs = not DRY
+    t_start = time.perf_counter()
+    photo = load_image(ROOT / "examples" / "portrait.jpg")
+    affine = lp_crop(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points)
+    crop = cv2.warpAffine(photo, affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    x = torch.from_numpy(cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+                         .transpose(2, 0, 1)[None] / 255.0).to(DEV)
+    with torch.inference_mode():
+        feat = m["F"].to(DEV)(x).to(torch.float16 if LOW == "fp16" else torch.float32)
+        info = [t.float().cpu().numpy() for t in m["M"].to(DEV)(x)]
+    pitch, yaw, roll, t_src, exp, scale, kp = info
+    src = {"exp": exp, "scale": scale, "t": t_src, "kp": kp}
+    r_s = kpm.rotation_matrix(kpm.bins_to_degrees(pitch), kpm.bins_to_degrees(yaw), kpm.bins_to_degrees(roll))
+    x_s = kpm.transform_keypoints(kp, r_s, exp, scale, t_src)
+    x_s_dev = torch.from_numpy(x_s.reshape(1, 21, 3)).to(DEV)
+    stitch = m["S"]
+    w = m["W"].set_fused(not DRY, keep_deformation=False)
+    render_stage = TorchStage(WarpDecode(w, m["G"]), LOW, DEV, cuda_graphs=graphs, name="warp+decode")
+
+    # audio encoder and motion generator (random weights at the public size)
+    hub_cfg = HubertConfig(num_hidden_layers=1, hidden_size=64, num_attention_heads=2, intermediate_size=64,
+                           conv_dim=(16,) * 7) if DRY else HubertConfig()
+    torch.manual_seed(0)
+    jcfg = JoyVASAConfig(audio_dim=hub_cfg.hidden_size, n_layers=2 if DRY else 8)
+    jv = JoyVASAMotion(jcfg).eval()
+    audio_stage = TorchStage(_AudioEnc(HubertModel(hub_cfg).eval(), jv.audio_feature_map), LOW, DEV)
+    folder = Path(tempfile.mkdtemp(prefix="talkrt_jv_"))
+    sched_buffers = {k: v.numpy() for k, v in jv.diffusion_sched.named_buffers()}
+    np.savez(folder / "motion_start.npz", start_audio=jv.start_audio_feat.detach().numpy()[0],
+             start_motion=jv.start_motion_feat.detach().numpy()[0], null_audio=jv.null_audio_feat.detach().numpy()[0, 0],
+             **sched_buffers)
+    (folder / "manifest.json").write_text(json.dumps({"joyvasa": {
+        "n_motions": jcfg.n_motions, "n_prev_motions": jcfg.n_prev_motions, "motion_feat_dim": jcfg.motion_feat_dim,
+        "n_diff_steps": 4 if DRY else jcfg.n_diff_steps}}))
+    (folder / "motion.onnx").write_bytes(b"")  # the sampler's ORT engine is replaced below
+    sampler = JoyVASASampler.__new__(JoyVASASampler)
+    meta = json.loads((folder / "manifest.json").read_text())["joyvasa"]
+    sampler.n, sampler.k, sampler.d, sampler.steps = (meta["n_motions"], meta["n_prev_motions"],
+                                                      meta["motion_feat_dim"], meta["n_diff_steps"])
+    z = np.load(folder / "motion_start.npz")
+    sampler.start_audio, sampler.start_motion, sampler.null_audio = z["start_audio"], z["start_motion"], z["null_audio"]
+    sampler.alphas, sampler.alpha_bars, sampler.sigmas = z["alphas"], z["alpha_bars"], z["sigmas_inflex"]
+    sampler.engine = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, cuda_graphs=graphs, name="motion"),
+                                 ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"], "motion")
+    rng = np.random.default_rng(0)
+    template = {"mean_exp": np.zeros(63), "std_exp": np.full(63, 0.02)}
+    for key, lo, hi in (("scale", 1.4, 1.6), ("t", -0.02, 0.02), ("pitch", -8, 8), ("yaw", -10, 10), ("roll", -5, 5)):
+        n3 = 3 if key == "t" else 1
+        template[f"min_{key}"], template[f"max_{key}"] = np.full(n3, lo), np.full(n3, hi)
+
+    audio = load_audio(ROOT / "examples" / "speech.wav")
+    if DRY:
+        audio = audio[:16000]
+    # paste geometry, as runtime/liveportrait/pipeline.py
+    h, w_ = photo.shape[:2]
+    inv = cv2.invertAffineTransform(affine)
+    corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], float) @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w_, h])
+    to_roi = affine.copy()
+    to_roi[:, 2] += affine[:, :2] @ np.array([x0, y0])
+    mask = cv2.warpAffine(_paste_mask(CROP_SIZE), to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
+    base = photo[y0:y1, x0:x1].astype(np.float32)
+    canvas = photo.copy()
+    t_prep = time.perf_counter()
+
+    def motion_from_audio():
+        feats = audio_stage(torch.from_numpy(audio[None].astype(np.float32)).to(DEV)).float().cpu().numpy()[0]
+        n25 = max(1, int(round(len(audio) / 16000 * 25)))
+        pos = np.linspace(0, len(feats) - 1, n25)
+        f25 = np.stack([np.interp(pos, np.arange(len(feats)), feats[:, i]) for i in range(feats.shape[1])], 1)
+        return denormalize(sampler.generate(f25.astype(np.float32), seed=0, cfg_scale=2.0), template)
+
+    d = motion_from_audio()
+    sync()
+    t_motion = time.perf_counter()
+    r_d = kpm.rotation_matrix(d["pitch"], d["yaw"], d["roll"])
+    r_rel = r_d @ r_d[:1].transpose(0, 2, 1)
+    kd_host = [pinned_empty((1, 21, 3), torch.float32) for _ in range(2)]
+
+    def render(i, slot, stream):
+        r_new = r_rel[i:i + 1] @ r_s
+        exp_i = src["exp"] + (d["exp"][i:i + 1] - d["exp"][:1])
+        sc = src["scale"] * (d["scale"][i:i + 1] / d["scale"][:1])
+        tt = src["t"] + (d["t"][i:i + 1] - d["t"][:1])
+        tt[:, 2] = 0
+        x_d = kpm.transform_keypoints(src["kp"], r_new, exp_i, sc, tt)
+        with torch.inference_mode():
+            delta = stitch(torch.from_numpy(np.concatenate([x_s.reshape(1, -1), x_d.reshape(1, -1)], 1))).numpy()
+        kd_host[slot.index].numpy()[...] = kpm.apply_stitching(delta, x_d).reshape(1, 21, 3)
+
+        def enqueue():
+            image = render_stage(feat, kd_host[slot.index].to(DEV, non_blocking=True), x_s_dev)
+            slot.device.copy_(to_frame(image))
+        on_stream(stream, enqueue)
+
+    def copy(slot, stream):
+        on_stream(stream, lambda: slot.host.copy_(slot.device, non_blocking=True))
+
+    def finish(slot):
+        face = slot.host.numpy()
+        back = cv2.warpAffine(face, to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        canvas[y0:y1, x0:x1] = np.clip(base + mask * (back - base) + 0.5, 0, 255).astype(np.uint8)
+        return slot.index
+
+    out_size = 512 if not DRY else to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]
+    buffers = lambda i: (torch.empty((out_size, out_size, 3), dtype=torch.uint8, device=DEV),
+                         pinned_empty((out_size, out_size, 3), torch.uint8))
+    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"])
+    n_frames = len(d["exp"])
+    list(sched.run(range(min(3, n_frames))))  # warm-up (graph capture)
+    sync()
+    t0 = time.perf_counter()
+    n = sum(1 for _ in sched.run(range(n_frames)))
+    sync()
+    t_render = time.perf_counter() - t0
+    total = (t_motion - t_prep) + t_render
+    row("e2e", "liveportrait 512: audio->motion->render->frames",
+        f"{n} frames, {sampler.steps} steps, prep {t_prep - t_start:.1f} s", True, 1000 * total / n, None, None,
+        f">= {TARGETS['lp_e2e_fps']} fps", fps=n / total, render_fps=n / t_render, motion_s=t_motion - t_prep)
+
+
+SECTIONS = {"kernels": section_kernels, "cuda": section_cuda, "renderer": section_renderer,
+            "builtin": section_builtin, "liveportrait": section_liveportrait}
+
+
+def main() -> None:
+    if not DRY and not torch.cuda.is_available():
+        sys.exit("gpu_check: no CUDA device (use --cpu-dry-run to exercise the script on a CPU)")
+    device = "CPU dry run" if DRY else torch.cuda.get_device_name(0)
+    print(f"talkrt GPU check on {device}, commit {commit()}", flush=True)
+    t0 = time.perf_counter()
+    for name, fn in SECTIONS.items():
+        if ARGS.only and name not in ARGS.only:
+            continue
+        ts = time.perf_counter()
+        try:
+            fn()
+        except Exception as exc:  # one section failing must not hide the others
+            traceback.print_exc()
+            row(name, "section failed", f"{exc.__class__.__name__}: {str(exc)[:120]}", False)
+        print(f"  [{name}: {time.perf_counter() - ts:.0f} s]", flush=True)
+    lines = [f"GPU check on {device}, commit {commit()}, torch {torch.__version__}, {time.perf_counter() - t0:.0f} s", "",
+             "| section | check | result | ok | median ms | p99 ms | torch/ref ms | speedup | fps | target |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "" if v is None else f"{v:.3f}"
+    for r in ROWS:
+        fps = f"{r['fps']:.1f}" if "fps" in r else ""
+        lines.append(f"| {r['section']} | {r['name']} | {r['check']} | {'ok' if r['ok'] else 'FAIL'} | {fmt(r['median_ms'])} "
+                     f"| {fmt(r['p99_ms'])} | {fmt(r['ref_ms'])} | {r['speedup']} | {fps} | {r['target']} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    rec = {"bench": "gpu_check", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit(), "device": device,
+           "machine": machine(), "versions": versions(), "profile": "h100", "dry_run": DRY, "rows": ROWS}
+    if ARGS.out:
+        ARGS.out.mkdir(parents=True, exist_ok=True)
+        (ARGS.out / "gpu_check.md").write_text(table + "\n")
+        (ARGS.out / "gpu_check.json").write_text(json.dumps(rec, indent=1, default=str))
+    if not DRY:
+        with open(ROOT / "benchmarks" / "results" / "gpu_check.jsonl", "a") as fh:
+            fh.write(json.dumps(rec, default=str) + "\n")
+    if FAILED:
+        sys.exit(f"gpu_check: {len(FAILED)} check(s) failed: {', '.join(FAILED)}")
+
+
+if __name__ == "__main__":
+    main()
