@@ -46,7 +46,7 @@ from talkrt.kernels.keypoint_warp import keypoint_warp, keypoint_warp_ref, motio
 from talkrt.kernels.mesh_warp_triton import mesh_warp, mesh_warp_ref, mesh_warp_tables  # noqa: E402
 from talkrt.runtime.backends.torch_backend import TorchCudaOps, TorchStage, on_stream, pinned_empty  # noqa: E402
 from talkrt.runtime.profiles import load_profile  # noqa: E402
-from talkrt.runtime.scheduler import FrameScheduler, HostOps  # noqa: E402
+from talkrt.runtime.scheduler import FrameScheduler, HostOps, ahead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY = ARGS.cpu_dry_run
@@ -271,7 +271,8 @@ def section_renderer() -> None:
     import copy
 
     m = lp_modules(lp_config())
-    img = torch.rand(1, 3, 256, 256)
+    side = 128 if DRY else 256  # the dry run shrinks W's volume (16x32x32) so the interpreter finishes
+    img = torch.rand(1, 3, side, side)
     with torch.no_grad():
         feat = m["F"](img)
         kp = m["M"](img)[-1].view(1, 21, 3)
@@ -397,7 +398,8 @@ def section_liveportrait() -> None:
     photo = load_image(ROOT / "examples" / "portrait.jpg")
     affine = lp_crop(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points)
     crop = cv2.warpAffine(photo, affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    x = torch.from_numpy(cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+    side = 128 if DRY else 256
+    x = torch.from_numpy(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
                          .transpose(2, 0, 1)[None] / 255.0).to(DEV)
     with torch.inference_mode():
         feat = m["F"].to(DEV)(x).to(torch.float16 if LOW == "fp16" else torch.float32)
@@ -458,25 +460,34 @@ def section_liveportrait() -> None:
     canvas = photo.copy()
     t_prep = time.perf_counter()
 
-    def motion_from_audio():
-        feats = audio_stage(torch.from_numpy(audio[None].astype(np.float32)).to(DEV)).float().cpu().numpy()[0]
-        n25 = max(1, int(round(len(audio) / 16000 * 25)))
+    def motion_windows(clip):
+        """Producer (host thread): audio encoding, then JoyVASA window by window."""
+        feats = audio_stage(torch.from_numpy(clip[None].astype(np.float32)).to(DEV)).float().cpu().numpy()[0]
+        n25 = max(1, int(round(len(clip) / 16000 * 25)))
         pos = np.linspace(0, len(feats) - 1, n25)
         f25 = np.stack([np.interp(pos, np.arange(len(feats)), feats[:, i]) for i in range(feats.shape[1])], 1)
-        return denormalize(sampler.generate(f25.astype(np.float32), seed=0, cfg_scale=2.0), template)
+        for m_win in sampler.windows(f25.astype(np.float32), seed=0, cfg_scale=2.0):
+            yield denormalize(m_win, template)
 
-    d = motion_from_audio()
-    sync()
-    t_motion = time.perf_counter()
-    r_d = kpm.rotation_matrix(d["pitch"], d["yaw"], d["roll"])
-    r_rel = r_d @ r_d[:1].transpose(0, 2, 1)
+    def rows(clip):
+        """Frames as motion windows arrive; driving is relative to the clip's first frame."""
+        first = None
+        for d in ahead(motion_windows(clip), depth=2):
+            if first is None:
+                first = {k: v[:1] for k, v in d.items()}
+                r_d0 = kpm.rotation_matrix(first["pitch"], first["yaw"], first["roll"])
+            r_rel = kpm.rotation_matrix(d["pitch"], d["yaw"], d["roll"]) @ r_d0.transpose(0, 2, 1)
+            for i in range(len(d["exp"])):
+                yield d, first, r_rel, i
+
     kd_host = [pinned_empty((1, 21, 3), torch.float32) for _ in range(2)]
 
-    def render(i, slot, stream):
+    def render(item, slot, stream):
+        d, first, r_rel, i = item
         r_new = r_rel[i:i + 1] @ r_s
-        exp_i = src["exp"] + (d["exp"][i:i + 1] - d["exp"][:1])
-        sc = src["scale"] * (d["scale"][i:i + 1] / d["scale"][:1])
-        tt = src["t"] + (d["t"][i:i + 1] - d["t"][:1])
+        exp_i = src["exp"] + (d["exp"][i:i + 1] - first["exp"])
+        sc = src["scale"] * (d["scale"][i:i + 1] / first["scale"])
+        tt = src["t"] + (d["t"][i:i + 1] - first["t"])
         tt[:, 2] = 0
         x_d = kpm.transform_keypoints(src["kp"], r_new, exp_i, sc, tt)
         with torch.inference_mode():
@@ -498,21 +509,19 @@ def section_liveportrait() -> None:
         canvas[y0:y1, x0:x1] = np.clip(base + mask * (back - base) + 0.5, 0, 255).astype(np.uint8)
         return slot.index
 
-    out_size = 512 if not DRY else to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]
+    out_size = to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]  # 512 at the public size
     buffers = lambda i: (torch.empty((out_size, out_size, 3), dtype=torch.uint8, device=DEV),
                          pinned_empty((out_size, out_size, 3), torch.uint8))
     sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"])
-    n_frames = len(d["exp"])
-    list(sched.run(range(min(3, n_frames))))  # warm-up (graph capture)
+    sum(1 for _ in sched.run(rows(audio[:16000])))  # warm-up: graph capture, Triton compile
     sync()
     t0 = time.perf_counter()
-    n = sum(1 for _ in sched.run(range(n_frames)))
+    n = sum(1 for _ in sched.run(rows(audio)))
     sync()
-    t_render = time.perf_counter() - t0
-    total = (t_motion - t_prep) + t_render
+    total = time.perf_counter() - t0
     row("e2e", "liveportrait 512: audio->motion->render->frames",
         f"{n} frames, {sampler.steps} steps, prep {t_prep - t_start:.1f} s", True, 1000 * total / n, None, None,
-        f">= {TARGETS['lp_e2e_fps']} fps", fps=n / total, render_fps=n / t_render, motion_s=t_motion - t_prep)
+        f">= {TARGETS['lp_e2e_fps']} fps", fps=n / total, audio_s=len(audio) / 16000)
 
 
 SECTIONS = {"kernels": section_kernels, "cuda": section_cuda, "renderer": section_renderer,

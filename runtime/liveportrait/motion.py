@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -43,22 +44,25 @@ class JoyVASASampler:
             x = c0 * x + c1 * x0 + (self.sigmas[t] * noise[i] if t > 1 else 0.0)
         return x.astype(np.float32)
 
-    def generate(self, audio: np.ndarray, seed: int = 0, cfg_scale: float = 2.0) -> np.ndarray:
-        """audio features [T, d] at 25 fps -> normalised motion [T, 70]."""
+    def windows(self, audio: np.ndarray, seed: int = 0, cfg_scale: float = 2.0) -> Iterator[np.ndarray]:
+        """Normalised motion window by window ([<=L, 70] each), so rendering can start on the first
+        window while later ones are sampled (runtime/scheduler.py `ahead`)."""
         rng = np.random.default_rng(seed)
         t_total = len(audio)
         n_win = max(1, -(-t_total // self.n))
         padded = np.concatenate([audio, np.zeros((n_win * self.n - t_total, audio.shape[1]), np.float32)])
         prev_m, prev_a = self.start_motion, self.start_audio
         x_T = rng.standard_normal((self.n, self.d)).astype(np.float32)  # reused for every window, as upstream
-        out = []
         for w in range(n_win):
             a = padded[w * self.n:(w + 1) * self.n]
             noise = rng.standard_normal((self.steps, self.n, self.d)).astype(np.float32)
             m = self.window(a, prev_m, prev_a, x_T, noise, cfg_scale)
-            out.append(m)
             prev_m, prev_a = m[-self.k:], a[-self.k:]
-        return np.concatenate(out)[:t_total]
+            yield m[: max(0, min(self.n, t_total - w * self.n))]
+
+    def generate(self, audio: np.ndarray, seed: int = 0, cfg_scale: float = 2.0) -> np.ndarray:
+        """audio features [T, d] at 25 fps -> normalised motion [T, 70]."""
+        return np.concatenate(list(self.windows(audio, seed, cfg_scale)))
 
 
 def denormalize(motion: np.ndarray, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
