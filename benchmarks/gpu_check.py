@@ -176,7 +176,7 @@ def section_kernels() -> None:
     out = mesh_warp(src, idx, wts, disp_t, gshape, r.grid.step).cpu().numpy()
     ref = mesh_warp_ref(r.source, r.grid, disp)
     diff = np.abs(out.astype(int) - ref.astype(int))
-    ok = diff.max() <= 2 and diff.mean() < 0.25
+    ok = diff.max() <= 4 and diff.mean() < 0.15 and (diff > 1).mean() < 0.005  # as tests/kernels
     t = timed(lambda: mesh_warp(src, idx, wts, disp_t, gshape, r.grid.step))
     t0 = time.perf_counter()
     for _ in range(5):

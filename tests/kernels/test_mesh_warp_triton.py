@@ -12,14 +12,25 @@ from talkrt.kernels.mesh_warp_triton import mesh_warp, mesh_warp_ref, mesh_warp_
 SIZE = 64
 
 
+def _signed_areas(p, tri):
+    a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
 def _case(rng, sigma=2.0):
+    """A random mesh and displacement that folds no triangle (a fold has no unique inverse, and
+    there the reference's 1/32-pixel sampling can pick a different branch)."""
     k = np.linspace(0, SIZE - 1, 5)
     border = np.unique(np.concatenate([np.stack([k, 0 * k], 1), np.stack([k, 0 * k + SIZE - 1], 1),
                                        np.stack([0 * k, k], 1), np.stack([0 * k + SIZE - 1, k], 1)]), axis=0)
-    pts = np.concatenate([border, rng.uniform(8, SIZE - 8, (30, 2))]).astype(np.float32)
-    wg = build_warp_grid(pts, SIZE, step=4)
-    disp = np.zeros_like(pts)
-    disp[len(border):] = rng.normal(0, sigma, (30, 2))
+    while True:
+        pts = np.concatenate([border, rng.uniform(8, SIZE - 8, (30, 2))]).astype(np.float32)
+        wg = build_warp_grid(pts, SIZE, step=4)
+        disp = np.zeros_like(pts)
+        disp[len(border):] = rng.normal(0, sigma, (30, 2))
+        before, after = _signed_areas(pts, wg.triangles), _signed_areas(pts + disp, wg.triangles)
+        if np.all(np.sign(before) == np.sign(after)) and np.all(np.abs(after) > 0.25 * np.abs(before)):
+            break
     image = cv2.GaussianBlur(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8), (5, 5), 0)
     return wg, disp, image
 
@@ -36,8 +47,8 @@ def test_matches_reference(device):
     wg, disp, image = _case(rng)
     out = _run(wg, disp, image, device)
     diff = np.abs(out.astype(int) - mesh_warp_ref(image, wg, disp).astype(int))
-    # OpenCV samples at 1/32-pixel positions, the kernel in float: about one level apart at most
-    assert diff.max() <= 2 and diff.mean() < 0.25
+    # OpenCV samples at 1/32-pixel positions, the kernel in float: a level apart, rarely more
+    assert diff.max() <= 4 and diff.mean() < 0.15 and (diff > 1).mean() < 0.005
 
 
 def test_zero_displacement_is_identity(device):
