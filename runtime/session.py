@@ -104,7 +104,13 @@ class Session:
         analyzer = analyzer or FaceAnalyzer("ort", options.threads)
         self.mesh = analyzer.analyze(self.photo, options.face_index, name)
         t = self.times.add("face", t)
-        self.renderer = BuiltinRenderer(self.photo, self.mesh.points, RenderOptions(grid=options.grid, crop_only=options.crop))
+        render_options = RenderOptions(grid=options.grid, crop_only=options.crop)
+        if options.backend == "torch":  # the warp as Triton kernels on the GPU
+            from talkrt.runtime.backends.torch_builtin import TorchBuiltinRenderer
+
+            self.renderer = TorchBuiltinRenderer(self.photo, self.mesh.points, render_options)
+        else:
+            self.renderer = BuiltinRenderer(self.photo, self.mesh.points, render_options)
         self.times.add("appearance", t)
         self.motion_model = open_motion(options.motion, "ort", options.threads)  # 25 ms per s of audio
 
