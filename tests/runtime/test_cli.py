@@ -145,6 +145,15 @@ def test_contradictory_and_bad_options(tmp_path, portrait_path, short_speech, ca
     _bad(base + ["--fps", "fast"], capsys, tmp_path, "invalid float")
 
 
+def test_gpu_profile_without_a_gpu(tmp_path, portrait_path, short_speech, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    base = ["generate", portrait_path, short_speech, "-o", tmp_path / "o.mp4"]
+    _bad(base + ["--profile", "h100"], capsys, tmp_path, "no CUDA device")
+
+
 def test_console_script_entry_point(tmp_path):
     """The installed `talkrt` command answers --help (packaging is wired)."""
     res = subprocess.run([sys.executable, "-m", "talkrt.runtime.cli", "generate", "--help"], capture_output=True, text=True)
