@@ -442,7 +442,8 @@ def section_liveportrait() -> None:
     z = np.load(folder / "motion_start.npz")
     sampler.start_audio, sampler.start_motion, sampler.null_audio = z["start_audio"], z["start_motion"], z["null_audio"]
     sampler.alphas, sampler.alpha_bars, sampler.sigmas = z["alphas"], z["alpha_bars"], z["sigmas_inflex"]
-    sampler.engine = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, cuda_graphs=graphs, name="motion"),
+    # eager: nn.TransformerDecoder's fast paths are not known to be capture-safe; the render stage is
+    sampler.engine = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, name="motion"),
                                  ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"], "motion")
     rng = np.random.default_rng(0)
     template = {"mean_exp": np.zeros(63), "std_exp": np.full(63, 0.02)}
