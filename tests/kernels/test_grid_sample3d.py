@@ -6,7 +6,7 @@ import torch
 
 from talkrt.kernels.grid_sample3d import grid_sample3d, grid_sample3d_ref
 
-TOL = {torch.float32: 2e-6, torch.float16: 3e-3}
+TOL = {torch.float32: 1e-5, torch.float16: 3e-3}
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
@@ -28,7 +28,7 @@ def test_matches_torch(align_corners, dtype, channels_last, gen, device):
 def test_many_channels_loop_over_blocks(gen, device):
     vol = torch.randn(1, 37, 3, 4, 5, generator=gen).to(device)  # > one 32-channel block
     grid = (torch.rand(1, 2, 3, 4, 3, generator=gen) * 2 - 1).to(device)
-    assert (grid_sample3d(vol, grid) - grid_sample3d_ref(vol, grid)).abs().max().item() < 2e-6
+    assert (grid_sample3d(vol, grid) - grid_sample3d_ref(vol, grid)).abs().max().item() < 1e-5
 
 
 def test_bad_shapes_are_named():

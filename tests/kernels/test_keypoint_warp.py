@@ -13,7 +13,7 @@ def _keypoints(gen, b, k, device):
     return kd.to(device), ks.to(device)
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-6), (torch.float16, 4e-3)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 4e-3)])
 def test_motion_input(dtype, tol, gen, device):
     b, c, d, h, w, k = 2, 4, 4, 6, 5, 3
     feat = torch.randn(b, c, d, h, w, generator=gen).to(device, dtype)
@@ -24,7 +24,7 @@ def test_motion_input(dtype, tol, gen, device):
     assert (out.float() - ref).abs().max().item() < tol
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 3e-6), (torch.float16, 4e-3)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.float16, 4e-3)])
 def test_keypoint_warp(dtype, tol, gen, device):
     b, c, d, h, w, k = 2, 6, 4, 6, 5, 4
     feat = torch.randn(b, c, d, h, w, generator=gen).to(device, dtype)
