@@ -5,8 +5,11 @@
 // grid [N, Do, Ho, Wo, 3] contiguous. Accumulation in float whatever the storage type.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cuda_fp16.h>
+
+#include "grid_sample3d.h"
 
 #if defined(__CUDACC__)
 #define TALKRT_HD __host__ __device__ __forceinline__
@@ -15,12 +18,6 @@
 #endif
 
 namespace talkrt {
-
-struct GridSample3DShape {
-    int32_t n, c, d, h, w;     // input volume
-    int32_t dOut, hOut, wOut;  // output voxels per item (from the grid)
-    int32_t alignCorners;      // 0 or 1
-};
 
 TALKRT_HD float toFloat(float v) { return v; }
 TALKRT_HD float toFloat(__half v) { return __half2float(v); }

@@ -4,7 +4,15 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
-#include "grid_sample3d.cuh"
+namespace talkrt {
+
+struct GridSample3DShape {
+    int32_t n, c, d, h, w;     // input volume
+    int32_t dOut, hOut, wOut;  // output voxels per item (from the grid)
+    int32_t alignCorners;      // 0 or 1
+};
+
+} // namespace talkrt
 
 #define TALKRT_DTYPE_FLOAT 0
 #define TALKRT_DTYPE_HALF 1

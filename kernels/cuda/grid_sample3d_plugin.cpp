@@ -62,7 +62,7 @@ public:
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override { return 1; }
 
-    int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out,
+    int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
         int32_t nbOutputs) noexcept override
     {
         if (nbInputs != 2 || nbOutputs != 1 || in[0].desc.dims.nbDims != 5 || in[1].desc.dims.nbDims != 5) {

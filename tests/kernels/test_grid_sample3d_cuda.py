@@ -53,3 +53,23 @@ def test_unknown_dtype_is_refused(cuda_lib):
     buf = np.zeros(8, np.float32)
     assert cuda_lib.talkrtGridSample3DHost(buf.ctypes.data, buf.ctypes.data, buf.ctypes.data,
                                            Shape(1, 1, 1, 1, 1, 1, 1, 1, 0), 7) == -1
+
+
+def test_plugin_compiles_against_the_interface_stub():
+    """The IPluginV3 plugin's C++ is well-formed and overrides what the interfaces declare (a stub
+    of TensorRT's declarations in tests/fixtures; the real headers are not installable here)."""
+    cxx = shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no g++")
+    import os
+
+    candidates = [Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "include", Path("/usr/local/cuda/include"),
+                  Path(shutil.which("nvcc") or "/nonexistent").resolve().parents[1] / "include"]
+    cuda_include = next((c for c in candidates if (c / "cuda_runtime_api.h").is_file()), None)
+    if cuda_include is None:
+        pytest.skip("no CUDA headers")
+    done = subprocess.run([cxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                           f"-I{ROOT / 'tests' / 'fixtures' / 'trt_stub'}", f"-I{cuda_include}",
+                           f"-I{ROOT / 'kernels' / 'cuda'}", str(ROOT / "kernels" / "cuda" / "grid_sample3d_plugin.cpp")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
