@@ -55,10 +55,33 @@ def _spec(kernel: str, dtype: str) -> tuple:
         sig = {"src_ptr": p, "kpd_ptr": "*fp32", "kps_ptr": "*fp32", "out_ptr": p, **{n: I32 for n in ints},
                "inv_var": "fp32", **{n: I32 for n in ["s_n", "s_c", "s_d", "s_h", "s_w"]}}
         return _motion_input_kernel, sig, {"BLOCK_V": 128, "BLOCK_C": 4}
-    raise ValueError(f"no AOT spec for kernel {kernel!r} (grid_sample3d, keypoint_warp, motion_input)")
+    if kernel == "attention":
+        from talkrt.kernels.attention import _attention_kernel
+
+        ints = ["H", "Lq", "Lk", "D"]
+        strides = [f"s{t}_{a}" for t in "qkvo" for a in "bhl"]
+        sig = {"q_ptr": p, "k_ptr": p, "v_ptr": p, "o_ptr": p, "mask_ptr": "*u8", **{n: I32 for n in ints},
+               "scale": "fp32", **{n: I32 for n in strides}}
+        return _attention_kernel, sig, {"HAS_MASK": True, "IEEE": dtype == "fp32", "BLOCK_M": 32, "BLOCK_N": 32,
+                                        "BLOCK_D": 64}
+    from talkrt.kernels import mesh_warp_triton as mw
+
+    if kernel == "mesh_coarse_flow":
+        sig = {"idx_ptr": "*i32", "w_ptr": "*fp32", "disp_ptr": "*fp32", "fwd_ptr": "*fp32", "n_cells": I32,
+               "inv_step": "fp32"}
+        return mw._coarse_flow_kernel, sig, {"BLOCK": 256}
+    if kernel == "mesh_invert":
+        sig = {"fwd_ptr": "*fp32", "off_ptr": "*fp32", "gh": I32, "gw": I32, "step": "fp32"}
+        return mw._invert_kernel, sig, {"ITERS": 3, "BLOCK": 256}
+    if kernel == "mesh_remap":
+        sig = {"src_ptr": "*u8", "off_ptr": "*fp32", "out_ptr": "*u8", "mouth_ptr": "*u8", "alpha_ptr": "*fp32",
+               "H": I32, "W": I32, "gh": I32, "gw": I32, "inv_step": "fp32"}
+        return mw._remap_kernel, sig, {"HAS_MOUTH": True, "BLOCK": 256}
+    raise ValueError(f"no AOT spec for kernel {kernel!r} ({', '.join(KERNELS)})")
 
 
-KERNELS = ("grid_sample3d", "keypoint_warp", "motion_input")
+KERNELS = ("grid_sample3d", "keypoint_warp", "motion_input", "attention", "mesh_coarse_flow", "mesh_invert",
+           "mesh_remap")
 
 
 def compile_kernel(kernel: str, arch: int, dtype: str = "fp16", ptx_version: int | None = None) -> Compiled:

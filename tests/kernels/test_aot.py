@@ -1,4 +1,5 @@
-"""The Triton kernels cross-compile to Jetson Orin (sm_87, PTX ISA 8.5) and RTX 40xx (sm_89) on a CPU.
+"""Every Triton kernel compiles for real (not the interpreter) for Jetson Orin (sm_87, PTX ISA 8.5),
+RTX 40xx (sm_89) and H100 (sm_90) on a CPU.
 
 Runs the compiler in a subprocess: this session's kernels are in interpreter mode."""
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from talkrt.kernels.aot import KERNELS
 
 
-@pytest.mark.parametrize("arch,ptx_version", [(87, 85), (89, None)])
+@pytest.mark.parametrize("arch,ptx_version", [(87, 85), (89, None), (90, None)])
 def test_kernels_compile_for_target(tmp_path, arch, ptx_version):
     cmd = [sys.executable, "-m", "talkrt.kernels.aot", "--arch", str(arch), "--out", str(tmp_path)]
     if ptx_version:
