@@ -17,6 +17,14 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="session")
+def device() -> str:
+    """'cuda' only when asked for (TALKRT_TEST_GPU=1) and present; the interpreter wants CPU tensors."""
+    import torch
+
+    return "cuda" if os.environ.get("TALKRT_TEST_GPU") == "1" and torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture(scope="session")
 def portrait_path() -> Path:
     return EXAMPLES / "portrait.jpg"
 

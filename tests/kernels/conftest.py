@@ -4,16 +4,8 @@ TRITON_INTERPRET must be set before triton is first imported; tests/conftest.py 
 whole session. With TALKRT_TEST_GPU=1 on a CUDA machine the same tests run compiled."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-
-
-@pytest.fixture(scope="session")
-def device() -> str:
-    """'cuda' only when asked for (TALKRT_TEST_GPU=1) and present; the interpreter wants CPU tensors."""
-    return "cuda" if os.environ.get("TALKRT_TEST_GPU") == "1" and torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from talkrt.runtime.motion import FIELD, MOTION_FIELDS
 
 
 @pytest.mark.parametrize("crop_only", [True, False])
-def test_same_frames_as_cpu_renderer(portrait_rgb, analyzer, crop_only):
+def test_same_frames_as_cpu_renderer(portrait_rgb, analyzer, crop_only, device):
     from talkrt.runtime.backends.torch_builtin import TorchBuiltinRenderer
 
     mesh = analyzer.analyze(portrait_rgb, 0, "portrait").points
     opts = RenderOptions(size=64, grid=16, crop_only=crop_only)
     cpu = BuiltinRenderer(portrait_rgb, mesh, opts)
-    gpu = TorchBuiltinRenderer(portrait_rgb, mesh, opts, device="cpu")
+    gpu = TorchBuiltinRenderer(portrait_rgb, mesh, opts, device=device)
     rng = np.random.default_rng()
     for _ in range(2):
         motion = np.zeros(len(MOTION_FIELDS), np.float32)
