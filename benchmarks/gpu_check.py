@@ -38,7 +38,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
 from bench_e2e import commit, machine, versions  # noqa: E402
+from common import time_ms  # noqa: E402
 
 from talkrt.kernels.attention import attention, attention_ref  # noqa: E402
 from talkrt.kernels.grid_sample3d import grid_sample3d, grid_sample3d_ref  # noqa: E402
@@ -64,25 +66,9 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, iters: int = ITERS, warmup: int = 3) -> tuple[float, float]:
-    """(median ms, p99 ms) per call; device events on CUDA."""
-    for _ in range(1 if DRY else warmup):
-        fn()
-    sync()
-    ms = []
-    for _ in range(iters):
-        if DEV.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            ms.append(a.elapsed_time(b))
-        else:
-            t = time.perf_counter()
-            fn()
-            ms.append((time.perf_counter() - t) * 1000)
-    return float(np.median(ms)), float(np.percentile(ms, 99))
+def timed(fn, iters: int = ITERS) -> tuple[float, float]:
+    """(median ms, p99 ms) per call; device events on CUDA (benchmarks/kernels/common.py)."""
+    return time_ms(fn, iters, DEV.type)
 
 
 def row(section: str, name: str, check: str = "", ok: bool = True, ms: float | None = None, p99: float | None = None,
