@@ -344,7 +344,8 @@ def section_builtin() -> None:
         return slot.index
 
     buffers = lambda i: (torch.empty((h, w, 3), dtype=torch.uint8, device=DEV), pinned_empty((h, w, 3), torch.uint8))
-    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"])
+    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"],
+                           streams=PROFILE["runtime"]["streams"])
     list(sched.run(motion[:1 if DRY else 3]))  # warm-up: Triton compile
     sync()
     t0 = time.perf_counter()
@@ -453,8 +454,13 @@ def section_liveportrait() -> None:
     canvas = photo.copy()
     t_prep = time.perf_counter()
 
+    motion_stream = torch.cuda.Stream(DEV) if DEV.type == "cuda" and PROFILE["runtime"]["streams"] >= 3 else None
+
     def motion_windows(clip):
-        """Producer (host thread): audio encoding, then JoyVASA window by window."""
+        """Producer (host thread): audio encoding, then JoyVASA window by window (on its own stream
+        when the profile has 3)."""
+        if motion_stream is not None:
+            torch.cuda.set_stream(motion_stream)  # this thread's current stream
         feats = audio_stage(torch.from_numpy(clip[None].astype(np.float32)).to(DEV)).float().cpu().numpy()[0]
         n25 = max(1, int(round(len(clip) / 16000 * 25)))
         pos = np.linspace(0, len(feats) - 1, n25)
@@ -505,7 +511,8 @@ def section_liveportrait() -> None:
     out_size = to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]  # 512 at the public size
     buffers = lambda i: (torch.empty((out_size, out_size, 3), dtype=torch.uint8, device=DEV),
                          pinned_empty((out_size, out_size, 3), torch.uint8))
-    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"])
+    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"],
+                           streams=PROFILE["runtime"]["streams"])
     sum(1 for _ in sched.run(rows(audio[:16000])))  # warm-up: graph capture, Triton compile
     sync()
     t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gaze", type=_gaze, help="fixed gaze X,Y in [-1, 1] (default: natural)")
     g.add_argument("--cfg-audio", type=float, default=0.5, help="guidance weight of the audio condition (default 0.5)")
     g.add_argument("--cfg-gaze", type=float, default=1.0, help="guidance weight of the gaze condition (default 1.0)")
-    g.add_argument("--steps", type=int, default=8, help="diffusion sampling steps, 1-50 (default 8)")
+    g.add_argument("--steps", type=int, help="diffusion sampling steps, 1-50 (default from the profile: 8)")
     g.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     w = sub.add_parser("weights", help="manage downloaded weights")
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_generate(args) -> int:
     from talkrt.runtime.errors import OptionError
     from talkrt.runtime.motion import MotionControls
+    from talkrt.runtime.profiles import load_profile
     from talkrt.runtime.session import SessionOptions, generate
 
     if args.crop and args.max_size is not None:
@@ -84,8 +85,9 @@ def _run_generate(args) -> int:
     for opt, path in (("portrait", args.portrait), ("audio", args.audio)):
         if os.path.abspath(path) == os.path.abspath(args.output):
             raise OptionError("--output", f"would overwrite the {opt} input")
+    steps = args.steps if args.steps is not None else load_profile(args.profile)["motion"]["steps"]
     controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze,
-                              cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=args.steps)
+                              cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=steps)
     if args.model == "liveportrait" and args.motion is not None:
         raise OptionError("--motion", "applies to the builtin family only (liveportrait uses JoyVASA)")
     options = SessionOptions.from_profile(args.profile, fps=args.fps, max_size=args.max_size, crop=args.crop,

@@ -83,12 +83,14 @@ class FrameScheduler:
     finish: Callable[[Slot], Any]
     buffers: Callable[[int], tuple[Any, Any]]   # slot index -> (device buffer, host buffer)
     slots: int = 2
+    streams: int = 2                            # 1: copies share the render stream
     _slots: list[Slot] = field(default_factory=list, init=False)
 
     def __post_init__(self):
-        if self.slots < 1:
-            raise ValueError("slots must be at least 1")
-        self.render_stream, self.copy_stream = self.ops.stream(), self.ops.stream()
+        if self.slots < 1 or self.streams < 1:
+            raise ValueError("slots and streams must be at least 1")
+        self.render_stream = self.ops.stream()
+        self.copy_stream = self.ops.stream() if self.streams >= 2 else self.render_stream
         for i in range(self.slots):
             dev, host = self.buffers(i)
             self._slots.append(Slot(i, dev, host, self.ops.event(), self.ops.event()))

@@ -53,6 +53,16 @@ def test_device_dependencies():
     assert log.count(("host_wait", slot0.copied)) == 2 and len([e for e in log if e[0] == "host_wait"]) == 4
 
 
+def test_one_stream_keeps_copies_on_the_render_stream():
+    ops = HostOps()
+    sched = FrameScheduler(ops, lambda r, s, st: None, lambda s, st: None, lambda s: s.index,
+                           lambda i: (None, None), slots=2, streams=1)
+    assert list(sched.run(range(3))) == [0, 1, 0]
+    assert sched.copy_stream == sched.render_stream
+    streams_used = [e[2] if e[0] == "record" else e[1] for e in ops.log if e[0] in ("record", "wait")]
+    assert streams_used and set(streams_used) == {sched.render_stream}
+
+
 def test_ahead_runs_producer_on_a_thread():
     seen = []
 
