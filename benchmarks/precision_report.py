@@ -8,7 +8,7 @@ benchmarks/results/precision.jsonl.
 - builtin `motion` (the trained, shipped model): calibration = the denoiser inputs met while
   generating motion for the first half of the example speech; evaluation = whole-clip renders of
   the example portrait, frames from the FP32 model vs the variant.
-- liveportrait F (appearance), W (warp), G (decode) at the public size with random weights (the
+- liveportrait F (appearance), W (warp), G (decode), S (stitching) at the public size with random weights (the
   public checkpoints cannot be downloaded here): the source is the real crop of the example
   portrait, driving keypoints are its own keypoints turned through a head-yaw sweep; calibration and
   evaluation use different angles. Random weights make these numbers a statement about numeric
@@ -103,11 +103,13 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
     from talkrt.export.models.lp_motion import OUTPUTS
     from talkrt.runtime.face import FaceAnalyzer
     from talkrt.runtime.image_io import load_image
+    from talkrt.runtime.liveportrait.keypoints import apply_stitching
     from talkrt.runtime.liveportrait.pipeline import CROP_SIZE, lp_crop
 
     torch.manual_seed(0)
     f, m = lpi.build("appearance_feature_extractor").eval(), lpi.build("motion_extractor").eval()
     w, g = lpi.build("warping_module").eval(), lpi.build("spade_generator").eval()
+    s_net = lpi.build_stitching()["retarget_shoulder"].eval()
     photo = load_image(ROOT / "examples" / "portrait.jpg")
     crop = cv2.warpAffine(photo, lp_crop(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points),
                           (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA)
@@ -120,6 +122,7 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
     _export(m, (torch.from_numpy(x),), tmp / "motion_extractor.onnx", ["image"], list(OUTPUTS))
     _export(_WarpOut(w), (feat, kp, kp), tmp / "warp.onnx", ["feature_3d", "kp_driving", "kp_source"], ["warped"])
     _export(g, (warped,), tmp / "decode.onnx", ["warped"], ["image"])
+    _export(s_net, (torch.rand(1, 126),), tmp / "stitching.onnx", ["x"], ["delta"])
     kp_s = kp.numpy().astype(np.float32)
 
     def yaw(deg):
@@ -127,7 +130,7 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
         rot = np.array([[np.cos(r), 0, np.sin(r)], [0, 1, 0], [-np.sin(r), 0, np.cos(r)]], np.float32)
         return (kp_s @ rot.T).astype(np.float32)
 
-    F, W, G = (open_engine(tmp / f"{n}.onnx") for n in ("appearance", "warp", "decode"))
+    F, W, G, S = (open_engine(tmp / f"{n}.onnx") for n in ("appearance", "warp", "decode", "stitching"))
     feat_np = F.run({"image": x})["feature_3d"]
     angles_c = np.linspace(-20, 20, n_calib)
     angles_e = np.linspace(-17, 17, n_eval) + 1.5  # between the calibration angles
@@ -138,8 +141,15 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
     e_ref = [G.run({"warped": wp})["image"] for wp in e_warped]
     ref_frames = np.stack([_frame(im) for im in e_ref])
     out = []
-    calib = {"appearance": {"image": x}, "warp": stack(w_feeds), "decode": stack(g_feeds)}
-    for stage in ("appearance", "warp", "decode"):
+    s_feeds = [{"x": np.concatenate([kp_s.reshape(1, -1), fd["kp_driving"].reshape(1, -1)], 1)} for fd in w_feeds]
+    calib = {"appearance": {"image": x}, "warp": stack(w_feeds), "decode": stack(g_feeds), "stitching": stack(s_feeds)}
+    e_stitch = [{"x": np.concatenate([kp_s.reshape(1, -1), fd["kp_driving"].reshape(1, -1)], 1)} for fd in e_feeds]
+    e_delta = [S.run(fd)["delta"] for fd in e_stitch]
+    # frames through stitching: driving keypoints corrected by S's delta, then W and G in FP32
+    stitched = lambda deltas: [G.run({"warped": W.run({**fd, "kp_driving": apply_stitching(dl, fd["kp_driving"])})["warped"]})["image"]
+                               for fd, dl in zip(e_feeds, deltas)]
+    ref_stitched = np.stack([_frame(im) for im in stitched(e_delta)])
+    for stage in ("appearance", "warp", "decode", "stitching"):
         src = tmp / f"{stage}.onnx"
         for precision in ("fp16", "int8"):
             t0 = time.perf_counter()
@@ -157,11 +167,16 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
                 outs = [v.run(fd)["warped"] for fd in e_feeds]
                 err = max(float(np.abs(a - b).max()) for a, b in zip(outs, e_warped))
                 images = [G.run({"warped": o})["image"] for o in outs]
-            else:
+            elif stage == "decode":
                 images = [v.run({"warped": wp})["image"] for wp in e_warped]
                 err = max(float(np.abs(a - b).max()) for a, b in zip(images, e_ref))
+            else:
+                deltas = [v.run(fd)["delta"] for fd in e_stitch]
+                err = max(float(np.abs(a - b).max()) for a, b in zip(deltas, e_delta))
+                images = stitched(deltas)
             frames = np.stack([_frame(im) for im in images])
-            out.append(verdict(f"{stage}.onnx", precision, err, psnr_db(ref_frames, frames), len(frames), accuracy))
+            ref = ref_stitched if stage == "stitching" else ref_frames
+            out.append(verdict(f"{stage}.onnx", precision, err, psnr_db(ref, frames), len(frames), accuracy))
             print(f"  {stage} {precision}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return out
 
