@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_e2e import commit, machine, versions  # noqa: E402
 
-from talkrt.export.precision import (StageAccuracy, autocast_fp16, max_output_error, psnr_db,  # noqa: E402
+from talkrt.export.precision import (StageAccuracy, autocast_fp16, psnr_db, qdq_nodes,  # noqa: E402
                                      quantize_int8, verdict, write_report)
 from talkrt.runtime.engine import MODEL_DIR, open_engine  # noqa: E402
 from talkrt.runtime.profiles import load_profile  # noqa: E402
@@ -86,7 +86,8 @@ def builtin_motion(tmp: Path, accuracy: dict) -> list[StageAccuracy]:
     for precision, path in variants.items():
         motion, frames = render(path)
         out.append(verdict("motion_builtin.onnx", precision, float(np.abs(motion - ref_motion).max()),
-                           psnr_db(ref_frames, frames), len(frames), accuracy))
+                           psnr_db(ref_frames, frames), len(frames), accuracy,
+                           qdq_nodes(path) if precision == "int8" else None))
     return out
 
 
@@ -176,7 +177,8 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
                 images = stitched(deltas)
             frames = np.stack([_frame(im) for im in images])
             ref = ref_stitched if stage == "stitching" else ref_frames
-            out.append(verdict(f"{stage}.onnx", precision, err, psnr_db(ref, frames), len(frames), accuracy))
+            out.append(verdict(f"{stage}.onnx", precision, err, psnr_db(ref, frames), len(frames), accuracy,
+                               qdq_nodes(dst) if precision == "int8" else None))
             print(f"  {stage} {precision}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return out
 

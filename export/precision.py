@@ -71,11 +71,22 @@ class StageAccuracy:
     why: str
 
 
-def verdict(file: str, precision: str, max_abs: float, frame_psnr: float, frames: int, accuracy: dict) -> StageAccuracy:
-    """Apply the profile's [accuracy] bounds."""
+def qdq_nodes(path: Path) -> int:
+    """QuantizeLinear nodes in a graph: 0 means ModelOpt left everything in high precision."""
+    import onnx
+
+    return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def verdict(file: str, precision: str, max_abs: float, frame_psnr: float, frames: int, accuracy: dict,
+            quantized: int | None = None) -> StageAccuracy:
+    """Apply the profile's [accuracy] bounds. An INT8 variant with no Q/DQ nodes (`quantized` == 0)
+    is the high-precision graph under another name: it is not shipped as INT8."""
     bound = accuracy["int8_frame_min_psnr_db"] if precision == "int8" else accuracy["frame_min_psnr_db"]
     ok = bool(frame_psnr >= bound)
     why = f"frame PSNR {frame_psnr:.1f} dB {'>=' if ok else '<'} {bound:.1f} dB over {frames} frames"
+    if precision == "int8" and quantized == 0:
+        ok, why = False, "ModelOpt inserted no Q/DQ nodes (nothing would run in INT8)"
     return StageAccuracy(file, precision, float(max_abs), float(frame_psnr), frames, ok, why)
 
 

@@ -81,6 +81,9 @@ def test_int8_inserts_qdq_and_stays_close(tiny_warp, tmp_path):
     calibration = {k: np.concatenate([c[k] for c in calib]) for k in calib[0]}
     dst = quantize_int8(tiny_warp, tmp_path / "warp.int8.onnx", calibration, high_precision="fp32")
     assert file_sha256(tiny_warp) == before  # the FP32 source is never rewritten
+    from talkrt.export.precision import qdq_nodes
+
+    assert qdq_nodes(dst) > 0 and qdq_nodes(tiny_warp) == 0
     ops = Counter(n.op_type for n in onnx.load(dst).graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0 and ops["GridSample"] == 2
     feeds = _feeds(rng)
@@ -94,6 +97,8 @@ def test_verdict_and_report(tmp_path):
     assert verdict("warp.onnx", "fp16", 1e-3, 45.0, 10, acc).ships
     bad = verdict("warp.onnx", "int8", 0.2, 30.0, 10, acc)
     assert not bad.ships and "30.0 dB < 35.0 dB" in bad.why
+    unquantized = verdict("stitching.onnx", "int8", 0.0, float("inf"), 10, acc, quantized=0)
+    assert not unquantized.ships and "no Q/DQ" in unquantized.why
     path = write_report(tmp_path, [bad])
     from talkrt.export.trt_build import choose_onnx
 
