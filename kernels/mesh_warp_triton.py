@@ -76,6 +76,14 @@ def _field_at(fwd_ptr, i, j, gh, gw, ok):
     return fx, fy, gxx, gxy, gyx, gyy
 
 @triton.jit
+def _cell(x, n):
+    """Bilinear corners along one axis of n cells with replicated borders: (i0, i1, fraction)."""
+    xc = tl.minimum(tl.maximum(x, 0.0), n - 1.0)
+    i0 = tl.minimum(tl.floor(xc).to(tl.int32), n - 1)
+    return i0, tl.minimum(i0 + 1, n - 1), xc - i0.to(tl.float32)
+
+
+@triton.jit
 def _invert_kernel(fwd_ptr, off_ptr, gh, gw, step, ITERS: tl.constexpr, BLOCK: tl.constexpr):
     """Newton solve of x + d(x) = y per cell (bilinear field, replicate border, 2-cell step
     clamp), written as the pixel offset (x - y) * step."""
@@ -86,14 +94,8 @@ def _invert_kernel(fwd_ptr, off_ptr, gh, gw, step, ITERS: tl.constexpr, BLOCK: t
     x = bx - tl.load(fwd_ptr + c * 2, mask=ok, other=0.0)
     y = by - tl.load(fwd_ptr + c * 2 + 1, mask=ok, other=0.0)
     for _ in tl.static_range(ITERS):
-        xc = tl.minimum(tl.maximum(x, 0.0), gw - 1.0)
-        yc = tl.minimum(tl.maximum(y, 0.0), gh - 1.0)
-        x0 = tl.minimum(tl.floor(xc).to(tl.int32), gw - 1)
-        y0 = tl.minimum(tl.floor(yc).to(tl.int32), gh - 1)
-        ax = xc - x0.to(tl.float32)
-        ay = yc - y0.to(tl.float32)
-        x1 = tl.minimum(x0 + 1, gw - 1)
-        y1 = tl.minimum(y0 + 1, gh - 1)
+        x0, x1, ax = _cell(x, gw)
+        y0, y1, ay = _cell(y, gh)
         f00 = _field_at(fwd_ptr, y0, x0, gh, gw, ok)
         f01 = _field_at(fwd_ptr, y0, x1, gh, gw, ok)
         f10 = _field_at(fwd_ptr, y1, x0, gh, gw, ok)
@@ -119,15 +121,17 @@ def _invert_kernel(fwd_ptr, off_ptr, gh, gw, step, ITERS: tl.constexpr, BLOCK: t
     tl.store(off_ptr + c * 2, (x - bx) * step, mask=ok)
     tl.store(off_ptr + c * 2 + 1, (y - by) * step, mask=ok)
 
+
 @triton.jit
 def _reflect(i, n):
     i = tl.where(i < 0, -i - 1, i)
     i = tl.where(i >= n, 2 * n - i - 1, i)
     return tl.minimum(tl.maximum(i, 0), n - 1)
 
+
 @triton.jit
 def _remap_kernel(src_ptr, off_ptr, out_ptr, mouth_ptr, alpha_ptr, H, W, gh, gw, inv_step,
-          HAS_MOUTH: tl.constexpr, BLOCK: tl.constexpr):
+                  HAS_MOUTH: tl.constexpr, BLOCK: tl.constexpr):
     """Per pixel: bilinear upsample of the coarse offset (cv2.resize geometry), bilinear sample
     of the uint8 RGB source with reflected borders, optional mouth layer composite."""
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -135,14 +139,8 @@ def _remap_kernel(src_ptr, off_ptr, out_ptr, mouth_ptr, alpha_ptr, H, W, gh, gw,
     py = p // W
     px = p % W
     # coarse cell coordinates of this pixel: (pixel + 0.5) / step - 0.5, clamped (replicate)
-    cx = tl.minimum(tl.maximum((px.to(tl.float32) + 0.5) * inv_step - 0.5, 0.0), gw - 1.0)
-    cy = tl.minimum(tl.maximum((py.to(tl.float32) + 0.5) * inv_step - 0.5, 0.0), gh - 1.0)
-    cx0 = tl.minimum(tl.floor(cx).to(tl.int32), gw - 1)
-    cy0 = tl.minimum(tl.floor(cy).to(tl.int32), gh - 1)
-    ax = cx - cx0.to(tl.float32)
-    ay = cy - cy0.to(tl.float32)
-    cx1 = tl.minimum(cx0 + 1, gw - 1)
-    cy1 = tl.minimum(cy0 + 1, gh - 1)
+    cx0, cx1, ax = _cell((px.to(tl.float32) + 0.5) * inv_step - 0.5, gw)
+    cy0, cy1, ay = _cell((py.to(tl.float32) + 0.5) * inv_step - 0.5, gh)
     ox = ((1 - ax) * (1 - ay) * tl.load(off_ptr + (cy0 * gw + cx0) * 2, mask=ok, other=0.0)
           + ax * (1 - ay) * tl.load(off_ptr + (cy0 * gw + cx1) * 2, mask=ok, other=0.0)
           + (1 - ax) * ay * tl.load(off_ptr + (cy1 * gw + cx0) * 2, mask=ok, other=0.0)
