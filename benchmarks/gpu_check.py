@@ -373,7 +373,6 @@ def section_liveportrait() -> None:
     """audio (HuBERT, GPU) -> JoyVASA sampling (GPU denoiser, the runtime's sampler) -> driving
     keypoints + stitching (host) -> W + G (GPU, FP16, fused, CUDA graphs) -> copy out -> paste into
     the photo (host) -> frames in memory."""
-    import cv2
     from transformers import HubertConfig, HubertModel
 
     from talkrt.export.export_liveportrait import _AudioEnc
@@ -383,17 +382,14 @@ def section_liveportrait() -> None:
     from talkrt.runtime.image_io import load_image
     from talkrt.runtime.liveportrait import keypoints as kpm
     from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize
-    from talkrt.runtime.liveportrait.pipeline import CROP_SIZE, _paste_mask, lp_crop
+    from talkrt.runtime.liveportrait.pipeline import Paster, lp_crop, relative_driving, source_image
 
     m = lp_modules(lp_config())
     graphs = not DRY
     t_start = time.perf_counter()
     photo = load_image(ROOT / "examples" / "portrait.jpg")
     affine = lp_crop(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points)
-    crop = cv2.warpAffine(photo, affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    side = 128 if DRY else 256
-    x = torch.from_numpy(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
-                         .transpose(2, 0, 1)[None] / 255.0).to(DEV)
+    x = torch.from_numpy(source_image(photo, affine, 128 if DRY else 256)).to(DEV)
     with torch.inference_mode():
         feat = m["F"].to(DEV)(x).to(torch.float16 if LOW == "fp16" else torch.float32)
         info = [t.float().cpu().numpy() for t in m["M"].to(DEV)(x)]
@@ -421,18 +417,10 @@ def section_liveportrait() -> None:
     (folder / "manifest.json").write_text(json.dumps({"joyvasa": {
         "n_motions": jcfg.n_motions, "n_prev_motions": jcfg.n_prev_motions, "motion_feat_dim": jcfg.motion_feat_dim,
         "n_diff_steps": 4 if DRY else jcfg.n_diff_steps}}))
-    (folder / "motion.onnx").write_bytes(b"")  # the sampler's ORT engine is replaced below
-    sampler = JoyVASASampler.__new__(JoyVASASampler)
-    meta = json.loads((folder / "manifest.json").read_text())["joyvasa"]
-    sampler.n, sampler.k, sampler.d, sampler.steps = (meta["n_motions"], meta["n_prev_motions"],
-                                                      meta["motion_feat_dim"], meta["n_diff_steps"])
-    z = np.load(folder / "motion_start.npz")
-    sampler.start_audio, sampler.start_motion, sampler.null_audio = z["start_audio"], z["start_motion"], z["null_audio"]
-    sampler.alphas, sampler.alpha_bars, sampler.sigmas = z["alphas"], z["alpha_bars"], z["sigmas_inflex"]
     # eager: nn.TransformerDecoder's fast paths are not known to be capture-safe; the render stage is
-    sampler.engine = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, name="motion"),
-                                 ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"], "motion")
-    rng = np.random.default_rng(0)
+    denoiser = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, name="motion"),
+                           ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"], "motion")
+    sampler = JoyVASASampler(folder, engine=denoiser)
     template = {"mean_exp": np.zeros(63), "std_exp": np.full(63, 0.02)}
     for key, lo, hi in (("scale", 1.4, 1.6), ("t", -0.02, 0.02), ("pitch", -8, 8), ("yaw", -10, 10), ("roll", -5, 5)):
         n3 = 3 if key == "t" else 1
@@ -441,16 +429,7 @@ def section_liveportrait() -> None:
     audio = load_audio(ROOT / "examples" / "speech.wav")
     if DRY:
         audio = audio[:16000]
-    # paste geometry, as runtime/liveportrait/pipeline.py
-    h, w_ = photo.shape[:2]
-    inv = cv2.invertAffineTransform(affine)
-    corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], float) @ inv[:, :2].T + inv[:, 2]
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w_, h])
-    to_roi = affine.copy()
-    to_roi[:, 2] += affine[:, :2] @ np.array([x0, y0])
-    mask = cv2.warpAffine(_paste_mask(CROP_SIZE), to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
-    base = photo[y0:y1, x0:x1].astype(np.float32)
+    paster = Paster(photo, affine)
     canvas = photo.copy()
     t_prep = time.perf_counter()
 
@@ -483,12 +462,7 @@ def section_liveportrait() -> None:
 
     def render(item, slot, stream):
         d, first, r_rel, i = item
-        r_new = r_rel[i:i + 1] @ r_s
-        exp_i = src["exp"] + (d["exp"][i:i + 1] - first["exp"])
-        sc = src["scale"] * (d["scale"][i:i + 1] / first["scale"])
-        tt = src["t"] + (d["t"][i:i + 1] - first["t"])
-        tt[:, 2] = 0
-        x_d = kpm.transform_keypoints(src["kp"], r_new, exp_i, sc, tt)
+        x_d = relative_driving(src, r_s, d, first, r_rel[i:i + 1], i)
         with torch.inference_mode():
             delta = stitch(torch.from_numpy(np.concatenate([x_s.reshape(1, -1), x_d.reshape(1, -1)], 1))).numpy()
         kd_host[slot.index].numpy()[...] = kpm.apply_stitching(delta, x_d).reshape(1, 21, 3)
@@ -502,10 +476,7 @@ def section_liveportrait() -> None:
         on_stream(stream, lambda: slot.host.copy_(slot.device, non_blocking=True))
 
     def finish(slot):
-        face = slot.host.numpy()
-        back = cv2.warpAffine(face, to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        canvas[y0:y1, x0:x1] = np.clip(base + mask * (back - base) + 0.5, 0, 255).astype(np.uint8)
+        paster.paste(canvas, slot.host.numpy())
         return slot.index
 
     out_size = to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]  # 512 at the public size

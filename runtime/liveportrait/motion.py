@@ -13,18 +13,20 @@ from typing import Iterator
 
 import numpy as np
 
-from talkrt.runtime.engine import open_engine
+from talkrt.runtime.engine import Engine, open_engine
 
 
 class JoyVASASampler:
-    def __init__(self, folder: Path, backend: str = "ort", threads: int = 0, profile: str = "cpu"):
+    def __init__(self, folder: Path, backend: str = "ort", threads: int = 0, profile: str = "cpu",
+                 engine: Engine | None = None):
+        """`engine` runs the denoiser instead of folder/motion.onnx (e.g. a torch module on a GPU)."""
         meta = json.loads((folder / "manifest.json").read_text())["joyvasa"]
         self.n, self.k, self.d = meta["n_motions"], meta["n_prev_motions"], meta["motion_feat_dim"]
         self.steps = meta["n_diff_steps"]
         z = np.load(folder / "motion_start.npz")
         self.start_audio, self.start_motion, self.null_audio = z["start_audio"], z["start_motion"], z["null_audio"]
         self.alphas, self.alpha_bars, self.sigmas = z["alphas"], z["alpha_bars"], z["sigmas_inflex"]
-        self.engine = open_engine(folder / "motion.onnx", backend, threads, profile)
+        self.engine = engine or open_engine(folder / "motion.onnx", backend, threads, profile)
 
     def window(self, audio: np.ndarray, prev_motion: np.ndarray, prev_audio: np.ndarray, x: np.ndarray,
                noise: np.ndarray, cfg_scale: float) -> np.ndarray:

@@ -56,6 +56,49 @@ def _paste_mask(size: int) -> np.ndarray:
     return np.minimum(ramp[:, None], ramp[None, :])
 
 
+def source_image(photo: np.ndarray, affine: np.ndarray, side: int = 256) -> np.ndarray:
+    """F's and M's input: the crop, resized to side x side, [1, 3, side, side] float32 in [0, 1]."""
+    crop = cv2.warpAffine(photo, affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    x = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return x.transpose(2, 0, 1)[None] / 255.0
+
+
+class Paster:
+    """Puts a generated 512 face back into the photo: inverse affine into the face's bounding box,
+    blended through the warped feather mask."""
+
+    def __init__(self, photo: np.ndarray, affine: np.ndarray):
+        h, w = photo.shape[:2]
+        inv = cv2.invertAffineTransform(affine)
+        corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], float) @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
+        self.roi = (int(x0), int(y0), int(x1), int(y1))
+        self.to_roi = affine.copy()
+        self.to_roi[:, 2] += affine[:, :2] @ np.array([x0, y0])
+        self.mask = cv2.warpAffine(_paste_mask(CROP_SIZE), self.to_roi, (x1 - x0, y1 - y0),
+                                   flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
+        self.base = photo[y0:y1, x0:x1].astype(np.float32)
+
+    def paste(self, canvas: np.ndarray, face: np.ndarray) -> None:
+        x0, y0, x1, y1 = self.roi
+        back = cv2.warpAffine(face, self.to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        canvas[y0:y1, x0:x1] = np.clip(self.base + self.mask * (back - self.base) + 0.5, 0, 255).astype(np.uint8)
+
+
+def relative_driving(src: dict, r_s: np.ndarray, d: dict, first: dict, r_rel_i: np.ndarray, i: int) -> np.ndarray:
+    """LivePortrait's relative driving, before stitching: the source keypoints moved by frame i's
+    change against the clip's first frame (`first`: exp, scale, t of that frame, one row each);
+    r_rel_i = R_d_i @ R_d_0^T."""
+    r_new = r_rel_i @ r_s
+    exp = src["exp"] + (d["exp"][i:i + 1] - first["exp"])
+    scale = src["scale"] * (d["scale"][i:i + 1] / first["scale"])
+    t = src["t"] + (d["t"][i:i + 1] - first["t"])
+    t[:, 2] = 0
+    return kpm.transform_keypoints(src["kp"], r_new, exp, scale, t)
+
+
 def check_folder(folder: Path) -> None:
     missing = [f"{n}.onnx" for n in STAGE_FILES if not (folder / f"{n}.onnx").is_file()]
     if missing:
@@ -81,8 +124,7 @@ class LivePortraitSession:
         self.sampler = JoyVASASampler(onnx_dir, backend, threads, options.profile)
         self.template = load_template(onnx_dir)
         self.affine = lp_crop(photo, mesh)
-        crop = cv2.warpAffine(photo, self.affine, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        x = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        x = source_image(photo, self.affine)
         self.feature_3d = self.f.run({"image": x})["feature_3d"]
         info = self.m.run({"image": x})
         self.src = {"pitch": kpm.bins_to_degrees(info["pitch"]), "yaw": kpm.bins_to_degrees(info["yaw"]),
@@ -93,17 +135,7 @@ class LivePortraitSession:
         if crop_only:
             self.canvas = np.empty((CROP_SIZE, CROP_SIZE, 3), np.uint8)
         else:
-            h, w = photo.shape[:2]
-            inv = cv2.invertAffineTransform(self.affine)
-            corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], float) @ inv[:, :2].T + inv[:, 2]
-            x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-            x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
-            self.roi = (int(x0), int(y0), int(x1), int(y1))
-            self.to_roi = self.affine.copy()
-            self.to_roi[:, 2] += self.affine[:, :2] @ np.array([x0, y0])
-            self.mask = cv2.warpAffine(_paste_mask(CROP_SIZE), self.to_roi, (x1 - x0, y1 - y0),
-                                       flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
-            self.base = photo[y0:y1, x0:x1].astype(np.float32)
+            self.paster = Paster(photo, self.affine)
             self.canvas = photo.copy()
         times.add("appearance", t)
 
@@ -127,24 +159,20 @@ class LivePortraitSession:
         self.times.add("motion", t)
         return None, denormalize(motion.astype(np.float32), self.template)
 
-    def _driving(self, d: dict, r_rel: np.ndarray, i: int) -> np.ndarray:
-        """LivePortrait's relative driving against the first generated frame, then stitching.
-        r_rel[i] = R_d_i @ R_d_0^T, computed once for the clip."""
-        r_new = r_rel[i:i + 1] @ self.r_s
-        exp = self.src["exp"] + (d["exp"][i:i + 1] - d["exp"][:1])
-        scale = self.src["scale"] * (d["scale"][i:i + 1] / d["scale"][:1])
-        t = self.src["t"] + (d["t"][i:i + 1] - d["t"][:1])
-        t[:, 2] = 0
-        x_d = kpm.transform_keypoints(self.src["kp"], r_new, exp, scale, t)
+    def _driving(self, d: dict, first: dict, r_rel: np.ndarray, i: int) -> np.ndarray:
+        """Relative driving against the clip's first frame, then stitching. r_rel[i] = R_d_i @ R_d_0^T,
+        computed once for the clip."""
+        x_d = relative_driving(self.src, self.r_s, d, first, r_rel[i:i + 1], i)
         delta = self.stitch.run({"x": np.concatenate([self.x_s.reshape(1, -1), x_d.reshape(1, -1)], 1)})["delta"]
         return kpm.apply_stitching(delta, x_d)
 
     def frames(self, driving: dict) -> Iterator[np.ndarray]:
         r_d = kpm.rotation_matrix(driving["pitch"], driving["yaw"], driving["roll"])  # [T, 3, 3]
         r_rel = r_d @ r_d[:1].transpose(0, 2, 1)
+        first = {k: driving[k][:1] for k in ("exp", "scale", "t")}
         for i in range(len(driving["exp"])):
             t = time.perf_counter()
-            x_d = self._driving(driving, r_rel, i)
+            x_d = self._driving(driving, first, r_rel, i)
             warped = self.w.run({"feature_3d": self.feature_3d, "kp_driving": x_d, "kp_source": self.x_s})["warped"]
             t = self.times.add("warp", t)
             image = self.g.run({"warped": warped})["image"][0]
@@ -153,9 +181,6 @@ class LivePortraitSession:
             if self.crop_only:
                 self.canvas[:] = face
             else:
-                x0, y0, x1, y1 = self.roi
-                back = cv2.warpAffine(face, self.to_roi, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REPLICATE)
-                self.canvas[y0:y1, x0:x1] = np.clip(self.base + self.mask * (back - self.base) + 0.5, 0, 255).astype(np.uint8)
+                self.paster.paste(self.canvas, face)
             self.times.add("paste", t)
             yield self.canvas
