@@ -85,6 +85,20 @@ def clip_motion(motion: np.ndarray) -> np.ndarray:
     return np.clip(motion, MOTION_LOW, MOTION_HIGH).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class MotionPlan:
+    """How a stream cuts motion into windows (profile [stream]): each window commits `stride` frames
+    and sees `lookahead_frames` frames of audio past them."""
+
+    fps: float = 25.0
+    stride: int = 2
+    lookahead_frames: int = 2
+
+    def __post_init__(self):
+        if self.stride < 1 or self.lookahead_frames < 0:
+            raise OptionError("profile stream", "stride must be >= 1 and lookahead >= 0")
+
+
 MOTION_MODELS = ("diffusion", "heuristic")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def _validate(p: dict[str, Any]) -> None:
         raise OptionError("profile key build.cuda_architectures", "must list compute capabilities such as 87, 89")
     if p["runtime"]["streams"] < 1 or p["runtime"]["frame_slots"] < 1:
         raise OptionError("profile runtime", "streams and frame_slots must be at least 1")
+    st = p["stream"]
+    if st["stride"] < 1 or st["queue_frames"] < 1 or not 0 <= st["lookahead_ms"] <= 2000 or st["max_buffer_s"] <= 0:
+        raise OptionError("profile stream", "needs stride >= 1, queue_frames >= 1, lookahead_ms in 0..2000, max_buffer_s > 0")
+    if st["policy"] not in ("drop", "wait"):
+        raise OptionError("profile key stream.policy", "must be drop or wait")
+    if p["motion"]["model"] not in ("diffusion", "heuristic"):
+        raise OptionError("profile key motion.model", "must be diffusion or heuristic")
 
 
 def profile_hash(p: dict[str, Any]) -> str:
@@ -80,3 +88,66 @@ def profile_hash(p: dict[str, Any]) -> str:
 
     keyed = {k: p[k] for k in ("precision", "shapes", "build")}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    stride: int
+    lookahead_ms: float
+    queue_frames: int
+    policy: str
+    max_buffer_s: float
+    budget_audio_enc_ms: float
+    budget_motion_ms: float
+    budget_render_ms: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A profile, loaded once, as the typed values the CLI, the API and the backends read."""
+
+    name: str
+    fps: float
+    crf: int
+    preset: str
+    grid: int
+    max_size: int
+    motion_model: str
+    steps: int
+    backend: str
+    threads: int
+    device: int
+    cuda_graphs: bool
+    fused_warp: bool
+    streams: int
+    frame_slots: int
+    precision: tuple[tuple[str, str], ...]
+    stream: StreamSettings
+    raw: tuple = ()  # the whole profile as sorted (key, value) pairs, for the build tools
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+def settings_from(p: dict[str, Any]) -> Settings:
+    import json
+
+    return Settings(name=p["name"], fps=p["video"]["fps"], crf=p["video"]["crf"], preset=p["video"]["preset"],
+                    grid=p["render"]["grid"], max_size=p["render"]["max_size"], motion_model=p["motion"]["model"],
+                    steps=p["motion"]["steps"], backend=p["engine"]["backend"], threads=p["engine"]["threads"],
+                    device=p["engine"]["device"], cuda_graphs=p["runtime"]["cuda_graphs"],
+                    fused_warp=p["runtime"]["fused_warp"], streams=p["runtime"]["streams"],
+                    frame_slots=p["runtime"]["frame_slots"], precision=tuple(sorted(p["precision"].items())),
+                    stream=StreamSettings(**p["stream"]),
+                    raw=tuple(sorted((k, json.loads(json.dumps(v))) for k, v in p.items())))
+
+
+_SETTINGS: dict[str, Settings] = {}
+
+
+def load_settings(name: str = "cpu") -> Settings:
+    """The profile's settings; a named profile is read once per process."""
+    if name not in _SETTINGS or Path(name).suffix == ".toml":
+        _SETTINGS[name] = settings_from(load_profile(name))
+    return _SETTINGS[name]

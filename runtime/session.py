@@ -1,180 +1,123 @@
-"""A talking-head session: prepare a portrait once, then turn speech into frames.
+"""Offline generation: a file through the same streaming session as live audio.
 
-face -> appearance happen in `Session.__init__`; audio_enc -> motion in `Session.motion_for`;
-warp -> decode -> paste per frame in `Session.frames`. `generate` adds the MP4 sink.
+`generate` prepares an avatar, pushes the decoded speech into a `Stream` in chunks (as fast as the
+pipeline takes it, no idle frames), and writes the frames it gets to an MP4 or a y4m sink. The
+frames are the ones a live stream of the same audio would show, whatever the chunk size.
 """
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
-from talkrt.runtime.audio_enc import AudioFeatures, encode
 from talkrt.runtime.audio_io import SAMPLE_RATE_HZ, load_audio
-from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
+from talkrt.runtime.avatar import Avatar, AvatarOptions
 from talkrt.runtime.errors import OptionError
-from talkrt.runtime.face import FaceAnalyzer
-from talkrt.runtime.image_io import load_image
-from talkrt.runtime.motion import MotionControls, open_motion
-from talkrt.runtime.profiles import load_profile
+from talkrt.runtime.motion import MotionControls
+from talkrt.runtime.profiles import Settings, load_settings
+from talkrt.runtime.stream import Frame, Stream
 
 
 @dataclass(frozen=True)
 class SessionOptions:
-    fps: float = 25.0
-    max_size: int = 1280
+    """What a user chooses; every default not given here comes from the profile."""
+
+    profile: str = "cpu"
+    model: str = "builtin"  # model family: builtin | liveportrait (or any runtime/<family>/)
     crop: bool = False  # output the 512x512 face crop instead of the whole photo
+    max_size: int | None = None
     face_index: int = 0
-    motion: str = "heuristic"
-    controls: MotionControls = MotionControls()
-    grid: int = 128
-    backend: str = "ort"  # the liveportrait stages' backend; face and builtin models always run on ORT
-    threads: int = 0
-    profile: str = "cpu"  # engines for the trt backend are looked up under this profile's name
-    model: str = "builtin"  # model family: builtin | liveportrait
+    fps: float | None = None
+    motion: str | None = None  # builtin: diffusion | heuristic
+    controls: MotionControls | None = None  # default: MotionControls with the profile's steps
     weights: Path | None = None  # liveportrait: the folder of downloaded (or exported) weights
     cfg_scale: float = 2.0  # liveportrait: JoyVASA's audio guidance scale
 
     def __post_init__(self):
-        if not (1.0 <= self.fps <= 120.0) or not np.isfinite(self.fps):
-            raise OptionError("--fps", f"must be between 1 and 120, got {self.fps}")
-        if not (128 <= self.max_size <= 8192):
-            raise OptionError("--max-size", f"must be between 128 and 8192, got {self.max_size}")
-        if self.face_index < 0:
-            raise OptionError("--face-index", f"must be 0 or more, got {self.face_index}")
-        if self.model not in ("builtin", "liveportrait"):
-            raise OptionError("--model", f"unknown model family {self.model!r} (builtin or liveportrait)")
         if self.model == "liveportrait" and self.weights is None:
             raise OptionError("--model liveportrait", "needs --weights DIR")
-        if self.model == "builtin" and self.weights is not None:
+        if self.model != "liveportrait" and self.weights is not None:
             raise OptionError("--weights", "is only used with --model liveportrait")
-
-    @classmethod
-    def from_profile(cls, name: str = "cpu", **overrides) -> "SessionOptions":
-        p = load_profile(name)
-        base = dict(fps=p["video"]["fps"], max_size=p["render"]["max_size"], grid=p["render"]["grid"],
-                    motion=p["motion"]["model"], backend=p["engine"]["backend"], threads=p["engine"]["threads"],
-                    profile=name)
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
-
-
-@dataclass
-class StageTimes:
-    """Wall-clock milliseconds of every call, per stage (host work; the CPU path is synchronous)."""
-
-    samples_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, stage: str, start: float) -> float:
-        now = time.perf_counter()
-        self.samples_ms[stage].append((now - start) * 1000.0)
-        return now
+        if self.model != "builtin" and self.motion is not None:
+            raise OptionError("--motion", "applies to the builtin family only (liveportrait uses JoyVASA)")
+        self.avatar_options  # validates fps, sizes, family
 
     @property
-    def total_ms(self) -> dict[str, float]:
-        return {k: float(sum(v)) for k, v in self.samples_ms.items()}
-
-
-def _fit(rgb: np.ndarray, max_size: int) -> np.ndarray:
-    """Downscale so the longer side is at most max_size; even width and height (yuv420p)."""
-    h, w = rgb.shape[:2]
-    scale = min(1.0, max_size / max(h, w))
-    if scale < 1.0:
-        rgb = cv2.resize(rgb, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
-    h, w = rgb.shape[:2]
-    return np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2])
-
-
-class Session:
-    """One portrait, prepared once; any number of audio clips rendered from it."""
-
-    def __init__(self, portrait: str | Path | np.ndarray, options: SessionOptions = SessionOptions(),
-                 analyzer: FaceAnalyzer | None = None):
-        self.options = options
-        self.times = StageTimes()
-        name = "portrait" if isinstance(portrait, np.ndarray) else str(portrait)
-        rgb = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-        self.photo = _fit(rgb, options.max_size)
-        t = time.perf_counter()
-        analyzer = analyzer or FaceAnalyzer("ort", options.threads)
-        self.mesh = analyzer.analyze(self.photo, options.face_index, name)
-        t = self.times.add("face", t)
-        render_options = RenderOptions(grid=options.grid, crop_only=options.crop)
-        if options.backend == "torch":  # the warp as Triton kernels on the GPU
-            from talkrt.runtime.backends.torch_builtin import TorchBuiltinRenderer
-
-            self.renderer = TorchBuiltinRenderer(self.photo, self.mesh.points, render_options)
-        else:
-            self.renderer = BuiltinRenderer(self.photo, self.mesh.points, render_options)
-        self.times.add("appearance", t)
-        self.motion_model = open_motion(options.motion, "ort", options.threads)  # 25 ms per s of audio
+    def settings(self) -> Settings:
+        return load_settings(self.profile)
 
     @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of output frames."""
-        h, w = self.renderer.canvas.shape[:2]
-        return w, h
+    def avatar_options(self) -> AvatarOptions:
+        return AvatarOptions(family=self.model, crop=self.crop, max_size=self.max_size, face_index=self.face_index,
+                             fps=self.fps, motion=self.motion, cfg_scale=self.cfg_scale,
+                             weights=str(self.weights) if self.weights is not None else None)
 
-    def motion_for(self, audio: np.ndarray) -> tuple[AudioFeatures, np.ndarray]:
-        t = time.perf_counter()
-        feats = encode(audio, self.options.fps)
-        t = self.times.add("audio_enc", t)
-        motion = self.motion_model.generate(feats, self.options.controls)
-        self.times.add("motion", t)
-        return feats, motion
-
-    def frames(self, motion: np.ndarray) -> Iterator[np.ndarray]:
-        """Rendered frames, one per motion row; each is valid until the next is produced."""
-        r = self.renderer
-        for row in motion:
-            t = time.perf_counter()
-            points = r.warp(row)
-            t = self.times.add("warp", t)
-            r.decode(points, row)
-            t = self.times.add("decode", t)
-            frame = r.paste()
-            self.times.add("paste", t)
-            yield frame
+    def resolved_controls(self) -> MotionControls:
+        return self.controls or MotionControls(steps=self.settings.steps)
 
 
-def open_session(portrait: str | Path | np.ndarray, options: SessionOptions):
-    """The session of the options' model family."""
-    if options.model == "builtin":
-        return Session(portrait, options)
-    from talkrt.runtime.liveportrait.pipeline import LivePortraitSession
-    from talkrt.runtime.liveportrait.weights import onnx_folder
+def chunks(samples: np.ndarray, chunk_ms: float) -> Iterator[np.ndarray]:
+    n = max(1, int(round(chunk_ms / 1000 * SAMPLE_RATE_HZ)))
+    for a in range(0, len(samples), n):
+        yield samples[a:a + n]
 
-    folder = onnx_folder(Path(options.weights))
-    name = "portrait" if isinstance(portrait, np.ndarray) else str(portrait)
-    rgb = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-    return LivePortraitSession(_fit(rgb, options.max_size), folder, FaceAnalyzer("ort", options.threads),
-                               options, name, StageTimes())
+
+def stream_file(stream: Stream, samples: np.ndarray, chunk_ms: float = 100.0) -> Iterator[Frame]:
+    """Push a whole clip in chunks from a feeder thread and yield the frames as they come."""
+    import threading
+
+    def feed():
+        try:
+            for c in chunks(samples, chunk_ms):
+                stream.push(c)
+            stream.end_of_speech()
+        except Exception:  # the stream holds the error; the reader raises it
+            pass
+
+    feeder = threading.Thread(target=feed, name="talkrt-feed", daemon=True)
+    feeder.start()
+    try:
+        yield from stream
+    finally:
+        stream.close()
+        feeder.join(timeout=10)
+
+
+def open_sink(output: str | Path, width: int, height: int, fps: float, samples: np.ndarray | None, crf: int,
+              preset: str):
+    from talkrt.runtime.video_io import Mp4Writer, Y4mWriter
+
+    if str(output) == "-" or Path(output).suffix.lower() == ".y4m":
+        return Y4mWriter(output, width, height, fps)
+    return Mp4Writer(output, width, height, fps, samples, crf=crf, preset=preset)
 
 
 def generate(portrait: str | Path, audio: str | Path, output: str | Path, options: SessionOptions = SessionOptions(),
-             progress: Callable[[int, int], None] | None = None, crf: int = 20, preset: str = "veryfast") -> dict:
-    """Portrait + speech file -> MP4. Returns a summary (frames, seconds, per-stage ms)."""
-    from talkrt.runtime.video_io import Mp4Writer, check_output_path
+             progress: Callable[[int, int], None] | None = None, crf: int | None = None,
+             chunk_ms: float = 1000.0, avatar: Avatar | None = None) -> dict:
+    """Portrait (or a prepared avatar) + speech file -> MP4 or y4m. Returns a summary."""
+    from talkrt.runtime.audio_enc import frames_for
+    from talkrt.runtime.video_io import check_output_path
 
     check_output_path(output)
+    settings = options.settings
     samples = load_audio(audio)
-    session = open_session(portrait, options)
-    _, motion = session.motion_for(samples)
-    width, height = session.frame_size
+    avatar = avatar or Avatar.prepare(portrait, options.avatar_options, settings)
+    width, height = avatar.frame_size
+    total = frames_for(len(samples), avatar.fps)
+    stream = Stream(avatar, options.resolved_controls(), live=False, policy="wait")
     start = time.perf_counter()
-    with Mp4Writer(output, width, height, options.fps, samples, crf=crf, preset=preset) as writer:
-        for i, frame in enumerate(session.frames(motion)):
-            t = time.perf_counter()
-            writer.write(frame)
-            session.times.add("sink", t)
+    with open_sink(output, width, height, avatar.fps, samples, crf if crf is not None else settings.crf,
+                   settings.preset) as sink:
+        for frame in stream_file(stream, samples, chunk_ms):
+            sink.write(frame.image)
             if progress is not None:
-                progress(i + 1, len(motion))
+                progress(frame.index + 1, total)
     elapsed = time.perf_counter() - start
-    return {"frames": len(motion), "audio_s": len(samples) / SAMPLE_RATE_HZ, "render_s": elapsed,
-            "fps": len(motion) / max(elapsed, 1e-9), "width": width, "height": height,
-            "stage_ms": dict(session.times.total_ms)}
+    stats = stream.stats
+    return {"frames": stats.frames, "audio_s": len(samples) / SAMPLE_RATE_HZ, "render_s": elapsed,
+            "fps": stats.frames / max(elapsed, 1e-9), "width": width, "height": height,
+            "stage_ms": dict(stats.stage_ms)}

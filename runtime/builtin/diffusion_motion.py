@@ -1,10 +1,15 @@
 """The trained `motion` stage of the builtin family: DDIM sampling of talkrt's diffusion
-transformer (export/models/motion_dit.py) on ONNX Runtime, in numpy, no torch.
+transformer (export/models/motion_dit.py) on ONNX Runtime, in numpy, no torch, window by window.
 
-Long audio runs in consecutive windows of N frames; each window is conditioned on the last K
-frames of motion and audio of the one before (the first window runs without), so windows join
-without a seam. Guidance follows VASA-1: x0 = (1 + la + lg) m(all) - la m(no audio) - lg m(no gaze),
-evaluated as one batch. Deterministic for a given seed.
+Streaming windows: each model call sees N frames starting at the first frame not yet committed and
+commits only the first `stride` of them. Its audio is real for `stride + lookahead` frames and the
+last real row repeated after that (the model never sees audio that has not arrived), and it is
+conditioned on the K frames of motion and audio before it (VASA-1's previous-window context), so
+windows join without a seam. Noise comes from an RNG keyed by (seed, window start frame): the
+result depends on the audio and the seed only, never on how the audio was chunked.
+
+Guidance follows VASA-1: x0 = (1 + la + lg) m(all) - la m(no audio) - lg m(no gaze), the variants
+evaluated as separate batch-1 calls (cheaper than one batch on ONNX Runtime's CPU provider).
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ import numpy as np
 from talkrt.runtime.audio_enc import AudioFeatures
 from talkrt.runtime.engine import MODEL_DIR, open_engine
 from talkrt.runtime.errors import TalkrtError
-from talkrt.runtime.motion import EMOTIONS, MotionControls, clip_motion
+from talkrt.runtime.motion import EMOTIONS, MotionControls, MotionPlan, clip_motion
 
 COND_AUDIO, COND_GAZE, COND_PREV, COND_HEAD, COND_EMOTION = range(5)
+PRIOR_FRAMES = 50.0  # weight of the prior speech level in the running mel mean (2 s at 25 fps)
 
 
 def alpha_bar(t: float, s: float = 0.008) -> float:
@@ -32,6 +38,8 @@ def ddim_times(steps: int) -> np.ndarray:
 
 
 class DiffusionMotion:
+    """The model and its sampler; `stream()` makes the per-stream state, `generate` runs one clip."""
+
     name = "diffusion"
 
     def __init__(self, model: str | Path = MODEL_DIR / "motion_builtin.onnx", backend: str = "ort", threads: int = 0):
@@ -41,13 +49,19 @@ class DiffusionMotion:
             raise TalkrtError(meta_path, "motion model config is missing")
         meta = json.loads(meta_path.read_text())
         self.cfg = meta["config"]
-        self.mel_std = np.asarray(meta["stats"]["mel_std"], np.float32)
-        self.motion_mean = np.asarray(meta["stats"]["motion_mean"], np.float32)
-        self.motion_std = np.asarray(meta["stats"]["motion_std"], np.float32)
+        stats = meta["stats"]
+        self.mel_std = np.asarray(stats["mel_std"], np.float32)
+        self.motion_mean = np.asarray(stats["motion_mean"], np.float32)
+        self.motion_std = np.asarray(stats["motion_std"], np.float32)
+        # training removed each utterance's mean mel; a stream has no utterance, so it removes a
+        # running mean of its speech frames, started from a prior and shifted by the pause offset
+        # (see train/stream_stats.py)
+        self.mel_prior = np.asarray(stats["mel_speech_prior"], np.float64)
+        self.mel_offset = np.asarray(stats["mel_speech_offset"], np.float64)
         self.fps = float(meta["fps"])
         self.engine = open_engine(model, backend, threads)
 
-    def _controls(self, c: MotionControls) -> tuple[np.ndarray, np.ndarray]:
+    def controls_vector(self, c: MotionControls) -> tuple[np.ndarray, np.ndarray]:
         """[3+E] control vector and its [5] condition mask (before guidance variants)."""
         e = self.cfg["n_emotions"]
         vec = np.zeros(3 + e, np.float32)
@@ -63,66 +77,133 @@ class DiffusionMotion:
     def denoise(self, x_t: np.ndarray, t: float, audio: np.ndarray, prev_m: np.ndarray, prev_a: np.ndarray,
                 controls: np.ndarray, mask: np.ndarray, cfg_audio: float, cfg_gaze: float) -> np.ndarray:
         """Guided x0 prediction for one window ([N, D] normalised motion)."""
-        variants = [mask]
+        feeds = {"motion_noisy": x_t[None], "t": np.full(1, t, np.float32), "audio": audio[None],
+                 "prev_motion": prev_m[None], "prev_audio": prev_a[None], "controls": controls[None]}
+        run = lambda m: self.engine.run({**feeds, "cond_mask": m[None]})["motion"][0]
+        full = run(mask)
+        use_gaze = bool(cfg_gaze) and mask[COND_GAZE] > 0
+        x0 = full * (1 + (cfg_audio or 0) + (cfg_gaze if use_gaze else 0))
         if cfg_audio:
-            variants.append(mask * np.array([0, 1, 1, 1, 1], np.float32))
-        use_gaze = cfg_gaze and mask[COND_GAZE] > 0
+            x0 -= cfg_audio * run(mask * np.array([0, 1, 1, 1, 1], np.float32))
         if use_gaze:
-            variants.append(mask * np.array([1, 0, 1, 1, 1], np.float32))
-        b = len(variants)
-        rep = lambda a: np.repeat(a[None], b, 0)
-        out = self.engine.run({"motion_noisy": rep(x_t), "t": np.full(b, t, np.float32), "audio": rep(audio),
-                               "prev_motion": rep(prev_m), "prev_audio": rep(prev_a), "controls": rep(controls),
-                               "cond_mask": np.stack(variants)})["motion"]
-        x0 = out[0] * (1 + (cfg_audio or 0) + (cfg_gaze if use_gaze else 0))
-        i = 1
-        if cfg_audio:
-            x0 -= cfg_audio * out[i]
-            i += 1
-        if use_gaze:
-            x0 -= cfg_gaze * out[i]
+            x0 -= cfg_gaze * run(mask * np.array([1, 0, 1, 1, 1], np.float32))
         return x0
 
-    def generate(self, f: AudioFeatures, controls: MotionControls) -> np.ndarray:
+    def sample(self, audio: np.ndarray, prev_m: np.ndarray | None, prev_a: np.ndarray | None,
+               controls: MotionControls, rng: np.random.Generator) -> np.ndarray:
+        """One window: normalised audio [N, 40] (+ optional context [K, D], [K, 40]) -> normalised motion [N, D]."""
         n, k, d = self.cfg["window"], self.cfg["context"], self.cfg["motion_dim"]
-        if abs(f.fps - self.fps) > 1e-6:  # the model runs at its own rate; resample in time
-            return self._resampled(f, controls)
-        mel = (f.mel - f.mel.mean(0)) / self.mel_std  # per-clip mean removal, as in training
-        t_total = len(mel)
-        n_win = max(1, math.ceil(t_total / n))
-        padded = np.concatenate([mel, np.repeat(mel[-1:], n_win * n - t_total, 0)]).astype(np.float32)
-        vec, mask = self._controls(controls)
-        rng = np.random.default_rng(controls.seed)
-        out = np.zeros((n_win * n, d), np.float32)
-        prev_m = np.zeros((k, d), np.float32)
-        prev_a = np.zeros((k, mel.shape[1]), np.float32)
+        vec, mask = self.controls_vector(controls)
+        if prev_m is None:
+            mask[COND_PREV] = 0
+            prev_m, prev_a = np.zeros((k, d), np.float32), np.zeros((k, audio.shape[1]), np.float32)
+        x = rng.standard_normal((n, d)).astype(np.float32)
         times = ddim_times(controls.steps)
-        for w in range(n_win):
-            audio = padded[w * n:(w + 1) * n]
-            m = mask.copy()
-            if w == 0:  # nothing before the first window
-                m[COND_PREV] = 0
-            x = rng.standard_normal((n, d)).astype(np.float32)
-            for t, t_next in zip(times[:-1], times[1:]):
-                x0 = self.denoise(x, float(t), audio, prev_m, prev_a, vec, m, controls.cfg_audio, controls.cfg_gaze)
-                if t_next <= 0:
-                    x = x0
-                    break
-                ab, ab_next = alpha_bar(t), alpha_bar(t_next)
-                eps = (x - math.sqrt(ab) * x0) / math.sqrt(max(1 - ab, 1e-8))
-                x = (math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps).astype(np.float32)
-            out[w * n:(w + 1) * n] = x
-            prev_m = out[(w + 1) * n - k:(w + 1) * n]
-            prev_a = padded[(w + 1) * n - k:(w + 1) * n]
-        return clip_motion(out[:t_total] * self.motion_std + self.motion_mean)
+        for t, t_next in zip(times[:-1], times[1:]):
+            x0 = self.denoise(x, float(t), audio, prev_m, prev_a, vec, mask, controls.cfg_audio, controls.cfg_gaze)
+            if t_next <= 0:
+                return x0.astype(np.float32)
+            ab, ab_next = alpha_bar(t), alpha_bar(t_next)
+            eps = (x - math.sqrt(ab) * x0) / math.sqrt(max(1 - ab, 1e-8))
+            x = (math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps).astype(np.float32)
+        return x
 
-    def _resampled(self, f: AudioFeatures, controls: MotionControls) -> np.ndarray:
-        t_src = np.arange(f.frames) / f.fps
-        t_model = np.arange(max(1, int(round(f.frames / f.fps * self.fps)))) / self.fps
-        mel = np.stack([np.interp(t_model, t_src, f.mel[:, i]) for i in range(f.mel.shape[1])], 1).astype(np.float32)
-        g = AudioFeatures(fps=self.fps, rms=np.interp(t_model, t_src, f.rms).astype(np.float32),
-                          rms_db=np.interp(t_model, t_src, f.rms_db).astype(np.float32), mel=mel,
-                          low_ratio=f.low_ratio[:0], high_ratio=f.high_ratio[:0], centroid_hz=f.centroid_hz[:0],
-                          f0_hz=f.f0_hz[:0], voiced=f.voiced[:0])
-        m = self.generate(g, controls)
-        return np.stack([np.interp(t_src, t_model, m[:, i]) for i in range(m.shape[1])], 1).astype(np.float32)
+    def stream(self, controls: MotionControls, plan: MotionPlan) -> "DiffusionMotionStream":
+        return DiffusionMotionStream(self, controls, plan)
+
+    def generate(self, f: AudioFeatures, controls: MotionControls, plan: MotionPlan | None = None) -> np.ndarray:
+        """[T, D] motion for the T frames of a whole clip: the stream, fed everything at once."""
+        s = self.stream(controls, plan or MotionPlan(fps=f.fps))
+        s.push(f)
+        return s.take(ended=True)
+
+
+class DiffusionMotionStream:
+    """Per-stream state: raw feature rows, running speech statistics, the committed motion."""
+
+    def __init__(self, model: DiffusionMotion, controls: MotionControls, plan: MotionPlan):
+        if abs(plan.fps - model.fps) > 1e-6:
+            raise TalkrtError(f"--fps {plan.fps:g}", f"the trained motion model runs at {model.fps:g} fps "
+                              "(use --fps 25 or --motion heuristic)")
+        self.model, self.controls, self.plan = model, controls, plan
+        self.base = 0  # frame index of mel[0]
+        self.mel = np.zeros((0, 40), np.float32)
+        self.sum_speech = np.zeros((0, 40))  # [frames, 40] prefix sums of speech-frame mel (float64)
+        self.n_speech = np.zeros(0)  # [frames] prefix counts of speech frames
+        self.speech = np.zeros(0, bool)
+        self.next = 0  # first frame not yet committed
+        self.motion = np.zeros((0, model.cfg["motion_dim"]), np.float32)  # committed, normalised; row 0 = frame base
+        self.arrived = 0
+
+    # input -------------------------------------------------------------------------------------
+    def push(self, f: AudioFeatures, speech: np.ndarray | None = None) -> None:
+        """Append feature rows (frames arrived .. arrived + len - 1); `speech` marks voice activity."""
+        if f.frames == 0:
+            return
+        speech = f.rms_db > -50.0 if speech is None else speech
+        mel = f.mel.astype(np.float64)
+        prev_sum = self.sum_speech[-1] if len(self.sum_speech) else np.zeros(40)
+        prev_n = self.n_speech[-1] if len(self.n_speech) else 0.0
+        self.sum_speech = np.concatenate([self.sum_speech, prev_sum + np.cumsum(mel * speech[:, None], 0)])
+        self.n_speech = np.concatenate([self.n_speech, prev_n + np.cumsum(speech)])
+        self.mel = np.concatenate([self.mel, f.mel.astype(np.float32)])
+        self.speech = np.concatenate([self.speech, speech])
+        self.arrived += f.frames
+
+    def rewind(self, frame: int) -> None:
+        """Forget features and motion from `frame` on (an interruption); `frame` >= what was kept."""
+        cut = frame - self.base
+        self.mel, self.sum_speech, self.n_speech = self.mel[:cut], self.sum_speech[:cut], self.n_speech[:cut]
+        self.speech, self.motion = self.speech[:cut], self.motion[:cut]
+        self.next = self.arrived = frame
+
+    # output ------------------------------------------------------------------------------------
+    def _norm_mel(self, a: int, b: int, through: int) -> np.ndarray:
+        """Mel rows a..b-1 normalised by the running speech mean over frames < `through`."""
+        i = through - 1 - self.base
+        s = self.sum_speech[i] if i >= 0 else 0.0
+        n = self.n_speech[i] if i >= 0 else 0.0
+        mean = (PRIOR_FRAMES * self.model.mel_prior + s) / (PRIOR_FRAMES + n) - self.model.mel_offset
+        return ((self.mel[a - self.base:b - self.base] - mean) / self.model.mel_std).astype(np.float32)
+
+    def take(self, ended: bool = False) -> np.ndarray:
+        """Commit every window the arrived features allow; returns the new motion rows [n, D]."""
+        m, plan = self.model, self.plan
+        n, k = m.cfg["window"], m.cfg["context"]
+        stride, ahead = plan.stride, plan.lookahead_frames
+        out = []
+        while self.next < self.arrived:
+            s = self.next
+            real_end = min(s + stride + ahead, self.arrived)
+            if real_end < s + stride + ahead and not ended:
+                break
+            audio = self._norm_mel(s, real_end, real_end)
+            audio = np.concatenate([audio, np.repeat(audio[-1:], n - len(audio), 0)]) if len(audio) < n else audio[:n]
+            prev_m = prev_a = None
+            if s > 0:  # context: the K frames before, the oldest repeated when fewer exist
+                lo = max(s - k, self.base)
+                prev_m = self.motion[lo - self.base:s - self.base]
+                prev_a = self._norm_mel(lo, s, real_end)
+                if len(prev_m) < k:
+                    prev_m = np.concatenate([np.repeat(prev_m[:1], k - len(prev_m), 0), prev_m])
+                    prev_a = np.concatenate([np.repeat(prev_a[:1], k - len(prev_a), 0), prev_a])
+            rng = np.random.default_rng([self.controls.seed, s])
+            x = m.sample(audio, prev_m, prev_a, self.controls, rng)
+            commit = min(stride, self.arrived - s)
+            self.motion = np.concatenate([self.motion, x[:commit]])
+            out.append(x[:commit])
+            self.next = s + commit
+        self._trim(k)
+        if not out:
+            return np.zeros((0, m.cfg["motion_dim"]), np.float32)
+        rows = np.concatenate(out) * m.motion_std + m.motion_mean
+        return clip_motion(rows)
+
+    def _trim(self, k: int) -> None:
+        """Keep only the context the next window needs (memory stays flat over an hour)."""
+        keep_from = self.next - k - 1
+        drop = keep_from - self.base
+        if drop > 256:
+            self.mel, self.sum_speech, self.n_speech = self.mel[drop:], self.sum_speech[drop:], self.n_speech[drop:]
+            self.speech, self.motion = self.speech[drop:], self.motion[drop:]
+            self.base += drop

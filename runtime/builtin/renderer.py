@@ -12,6 +12,7 @@ out exactly as in the photo and the paste is a plain copy, with no seam and no d
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import cv2
@@ -119,6 +120,23 @@ class BuiltinRenderer:
             self.work = np.empty_like(self.source)
         x0, y0, x1, y1 = self.roi
         self.grid: WarpGrid = build_warp_grid(self.points, x1 - x0, y1 - y0, step=step)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of output frames."""
+        h, w = self.canvas.shape[:2]
+        return w, h
+
+    def fork(self) -> "BuiltinRenderer":
+        """A renderer for another stream: shares the portrait's tables, owns its frame buffers."""
+        other = copy.copy(self)
+        if self.options.crop_only:
+            other.canvas = np.empty_like(self.canvas)
+            other.work = other.canvas
+        else:
+            other.canvas = self.canvas.copy()
+            other.work = np.empty_like(self.work)
+        return other
 
     # per-frame stages ------------------------------------------------------------------------
     def warp(self, motion: np.ndarray) -> np.ndarray:
