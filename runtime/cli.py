@@ -40,21 +40,16 @@ def _progress_bar(stream):
     return show
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="talkrt", description="Talking-face video from one portrait photo and speech audio.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    g = sub.add_parser("generate", help="render a talking-face MP4")
-    g.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP)")
-    g.add_argument("audio", help="speech audio (WAV, FLAC, OGG, MP3; any rate and channel count)")
-    g.add_argument("-o", "--output", required=True, help="output .mp4 path")
+def _add_render_options(g: argparse.ArgumentParser) -> None:
+    """Options shared by generate and stream (defaults from the profile where it has one)."""
     g.add_argument("--model", default="builtin", help="model family: builtin (default) or liveportrait")
     g.add_argument("--weights", help="liveportrait: folder of the downloaded public weights")
     g.add_argument("--profile", default="cpu", help="profile name or .toml path (default: cpu)")
-    g.add_argument("--fps", type=float, help="frames per second (default 25)")
+    g.add_argument("--fps", type=float, help="frames per second (default from the profile: 25)")
     g.add_argument("--max-size", type=int, help="longer side of the full-photo output in px (default 1280)")
     g.add_argument("--crop", action="store_true", help="output the 512x512 aligned face instead of the whole photo")
     g.add_argument("--face-index", type=int, default=0, help="which face, by size, 0 = largest (default 0)")
-    g.add_argument("--motion", help="builtin motion model: diffusion (trained) or heuristic (default from the profile)")
+    g.add_argument("--motion", help="builtin motion model (default from the profile: diffusion)")
     g.add_argument("--seed", type=int, default=0, help="seed for blinks, gaze and head motion (default 0)")
     g.add_argument("--emotion", default="neutral", help="neutral, happy, sad, surprised or angry")
     g.add_argument("--head-motion", type=float, default=1.0, help="head movement intensity, 0-3 (default 1)")
@@ -62,8 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg-audio", type=float, default=0.5, help="guidance weight of the audio condition (default 0.5)")
     g.add_argument("--cfg-gaze", type=float, default=1.0, help="guidance weight of the gaze condition (default 1.0)")
     g.add_argument("--steps", type=int, help="diffusion sampling steps, 1-50 (default from the profile: 8)")
-    g.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="talkrt", description="Talking-face video from one portrait photo and speech audio.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser("generate", help="render a talking-face video (MP4 or y4m)")
+    g.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP) or a prepared avatar (.npz)")
+    g.add_argument("audio", help="speech audio (WAV, FLAC, OGG, MP3; any rate and channel count)")
+    g.add_argument("-o", "--output", required=True, help="output .mp4 (H.264 + AAC) or .y4m (lossless)")
+    g.add_argument("--crf", type=int, help="H.264 quality, 0-51, lower is better (default from the profile: 20)")
+    _add_render_options(g)
+    s = sub.add_parser("stream", help="the streaming session from a shell pipe: PCM in, y4m frames out")
+    s.add_argument("portrait", help="portrait image or a prepared avatar (.npz)")
+    s.add_argument("--audio", required=True, help="speech file, or - for raw s16le mono PCM on stdin (live)")
+    s.add_argument("--rate", type=int, default=16000, help="sample rate of --audio - in Hz (default 16000)")
+    s.add_argument("--chunk-ms", type=float, default=100.0, help="chunk size a file is pushed in (default 100)")
+    s.add_argument("-o", "--output", default="-", help="- (y4m on stdout, default), .y4m or .mp4 file")
+    s.add_argument("--crf", type=int, help="H.264 quality when writing .mp4")
+    _add_render_options(s)
+    a = sub.add_parser("prepare", help="prepare a portrait once into an avatar file (.npz)")
+    a.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP)")
+    a.add_argument("-o", "--output", required=True, help="avatar file to write (.npz)")
+    for flag in ("--model", "--weights", "--profile", "--fps", "--max-size", "--face-index", "--motion"):
+        a._add_action(next(x for x in s._actions if flag in x.option_strings))
+    a.add_argument("--crop", action="store_true", help="frames are the 512x512 aligned face")
     w = sub.add_parser("weights", help="manage downloaded weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
     f = wsub.add_parser("fetch", help="download public checkpoints (needs network and huggingface_hub)")
@@ -72,32 +91,94 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_generate(args) -> int:
+def _options(args):
+    """(SessionOptions, MotionControls-or-None) from the shared options."""
     from talkrt.runtime.errors import OptionError
     from talkrt.runtime.motion import MotionControls
-    from talkrt.runtime.profiles import load_profile
-    from talkrt.runtime.session import SessionOptions, generate
+    from talkrt.runtime.session import SessionOptions
 
     if args.crop and args.max_size is not None:
         raise OptionError("--crop", "contradicts --max-size (a crop is always 512x512)")
-    if not 0 <= args.crf <= 51:
+    options = SessionOptions(profile=args.profile, model=args.model, crop=args.crop, max_size=args.max_size,
+                             face_index=args.face_index, fps=args.fps, motion=args.motion,
+                             weights=Path(args.weights) if args.weights else None)
+    if not hasattr(args, "seed"):
+        return options
+    steps = args.steps if args.steps is not None else options.settings.steps
+    controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze,
+                              cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=steps)
+    from dataclasses import replace
+
+    return replace(options, controls=controls)
+
+
+def _avatar(path: str, options):
+    """A prepared avatar (.npz) or a portrait prepared now."""
+    from talkrt.runtime.avatar import Avatar
+
+    if path.lower().endswith(".npz"):
+        return Avatar.load(path, options.profile)
+    return Avatar.prepare(path, options.avatar_options, options.settings)
+
+
+def _check_crf(args) -> None:
+    from talkrt.runtime.errors import OptionError
+
+    if args.crf is not None and not 0 <= args.crf <= 51:
         raise OptionError("--crf", f"must be between 0 and 51, got {args.crf}")
+
+
+def _run_generate(args) -> int:
+    from talkrt.runtime.errors import OptionError
+    from talkrt.runtime.session import generate
+    from talkrt.runtime.video_io import check_output_path
+
+    _check_crf(args)
     for opt, path in (("portrait", args.portrait), ("audio", args.audio)):
         if os.path.abspath(path) == os.path.abspath(args.output):
             raise OptionError("--output", f"would overwrite the {opt} input")
-    steps = args.steps if args.steps is not None else load_profile(args.profile)["motion"]["steps"]
-    controls = MotionControls(seed=args.seed, emotion=args.emotion, head_motion=args.head_motion, gaze=args.gaze,
-                              cfg_audio=args.cfg_audio, cfg_gaze=args.cfg_gaze, steps=steps)
-    if args.model == "liveportrait" and args.motion is not None:
-        raise OptionError("--motion", "applies to the builtin family only (liveportrait uses JoyVASA)")
-    options = SessionOptions.from_profile(args.profile, fps=args.fps, max_size=args.max_size, crop=args.crop,
-                                          face_index=args.face_index, motion=args.motion, controls=controls,
-                                          model=args.model, weights=Path(args.weights) if args.weights else None)
+    if args.output == "-":
+        raise OptionError("--output", "generate writes a file; use talkrt stream for stdout")
+    options = _options(args)
+    check_output_path(args.output)
     show = _progress_bar(sys.stderr) if (sys.stderr.isatty() and not args.quiet) else None
-    summary = generate(args.portrait, args.audio, args.output, options, progress=show, crf=args.crf)
+    summary = generate(args.portrait, args.audio, args.output, options, progress=show, crf=args.crf,
+                       avatar=_avatar(args.portrait, options) if args.portrait.lower().endswith(".npz") else None)
     if not args.quiet:
         print(f"wrote {args.output}: {summary['frames']} frames {summary['width']}x{summary['height']}, "
               f"{summary['audio_s']:.2f} s, rendered at {summary['fps']:.1f} fps")
+    return 0
+
+
+def _run_stream(args) -> int:
+    from talkrt.runtime.errors import OptionError
+    from talkrt.runtime.pipe import run_stream
+
+    _check_crf(args)
+    if not 1 <= args.chunk_ms <= 60000:
+        raise OptionError("--chunk-ms", f"must be between 1 and 60000, got {args.chunk_ms}")
+    if not 4000 <= args.rate <= 384000:
+        raise OptionError("--rate", f"must be between 4000 and 384000 Hz, got {args.rate}")
+    if args.output.lower().endswith(".mp4") and args.audio == "-":
+        raise OptionError("--output", "live audio (--audio -) streams y4m (- or .y4m); MP4 needs the whole audio")
+    options = _options(args)
+    summary = run_stream(args, options, _avatar)
+    if not args.quiet:
+        print(f"talkrt stream: {summary['frames']} frames, {summary['idle_frames']} idle, "
+              f"{summary['dropped']} dropped", file=sys.stderr)
+    return 0
+
+
+def _run_prepare(args) -> int:
+    from talkrt.runtime.avatar import Avatar
+    from talkrt.runtime.errors import InputError
+
+    if not args.output.endswith(".npz"):
+        raise InputError(args.output, "an avatar file must end in .npz")
+    options = _options(args)
+    avatar = Avatar.prepare(args.portrait, options.avatar_options, options.settings)
+    avatar.save(args.output)
+    print(f"wrote {args.output}: {avatar.options.family} avatar, frames {avatar.frame_size[0]}x{avatar.frame_size[1]}")
     return 0
 
 
@@ -111,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _run_generate(args)
+        if args.command == "stream":
+            return _run_stream(args)
+        if args.command == "prepare":
+            return _run_prepare(args)
         if args.command == "weights":
             from talkrt.runtime.liveportrait.weights import fetch
 

@@ -99,6 +99,49 @@ class MotionPlan:
             raise OptionError("profile stream", "stride must be >= 1 and lookahead >= 0")
 
 
+class RateConverter:
+    """Motion rows at a model's rate -> rows at the output rate, incrementally: output frame j is the
+    linear blend of model rows around j * model_fps / fps (the identity at equal rates)."""
+
+    def __init__(self, model_fps: float, fps: float, dim: int):
+        self.model_fps, self.fps = model_fps, fps
+        self.rows = np.zeros((0, dim), np.float32)
+        self.base = 0  # model frame of rows[0]
+        self.done = 0  # output frames emitted
+
+    def push(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self.rows = np.concatenate([self.rows, rows.astype(np.float32)])
+
+    def take(self, total_model: int | None, total: float) -> np.ndarray:
+        """New output rows; `total_model`/`total`: frame counts once the audio has ended (else None/inf)."""
+        have = self.base + len(self.rows)
+        out = []
+        while self.done < total:
+            p = self.done * self.model_fps / self.fps
+            lo = int(p + 1e-9)
+            frac = p - lo if p - lo > 1e-9 else 0.0
+            hi = lo + 1 if frac else lo
+            if total_model is not None:
+                lo, hi = min(lo, total_model - 1), min(hi, total_model - 1)
+            if hi >= have:
+                break
+            a, b = self.rows[lo - self.base], self.rows[hi - self.base]
+            out.append(a + (b - a) * np.float32(frac) if hi != lo else a)
+            self.done += 1
+        keep = int(self.done * self.model_fps / self.fps) - 2 - self.base
+        if keep > 256:
+            self.rows, self.base = self.rows[keep:], self.base + keep
+        return np.asarray(out, np.float32).reshape(-1, self.rows.shape[1])
+
+    def rewind(self, frame: int) -> int:
+        """Restart output at `frame`; returns the model frame to regenerate from."""
+        model_frame = int(frame * self.model_fps / self.fps + 1e-9)
+        self.rows = self.rows[:max(0, model_frame - self.base)]
+        self.done = frame
+        return model_frame
+
+
 MOTION_MODELS = ("diffusion", "heuristic")
 
 

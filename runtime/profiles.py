@@ -73,7 +73,7 @@ def _validate(p: dict[str, Any]) -> None:
     if p["runtime"]["streams"] < 1 or p["runtime"]["frame_slots"] < 1:
         raise OptionError("profile runtime", "streams and frame_slots must be at least 1")
     st = p["stream"]
-    if st["stride"] < 1 or st["queue_frames"] < 1 or not 0 <= st["lookahead_ms"] <= 2000 or st["max_buffer_s"] <= 0:
+    if st["stride"] < 1 or st["joyvasa_stride"] < 1 or st["queue_frames"] < 1 or not 0 <= st["lookahead_ms"] <= 2000 or st["max_buffer_s"] <= 0:
         raise OptionError("profile stream", "needs stride >= 1, queue_frames >= 1, lookahead_ms in 0..2000, max_buffer_s > 0")
     if st["policy"] not in ("drop", "wait"):
         raise OptionError("profile key stream.policy", "must be drop or wait")
@@ -93,6 +93,7 @@ def profile_hash(p: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class StreamSettings:
     stride: int
+    joyvasa_stride: int
     lookahead_ms: float
     queue_frames: int
     policy: str

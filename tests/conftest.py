@@ -8,11 +8,17 @@ from pathlib import Path
 if os.environ.get("TALKRT_TEST_GPU") != "1":
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# `python -m pytest` puts the checkout first on sys.path, where the top-level folder kernels/ would
+# shadow Hugging Face's `kernels` package that transformers imports; talkrt itself is installed
+# (talkrt.kernels), so the checkout is not needed there.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 EXAMPLES = ROOT / "examples"
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from talkrt.runtime.audio_enc import FeatureStream, frames_for
 from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
 from talkrt.runtime.errors import OptionError
-from talkrt.runtime.motion import FIELD, MotionControls, MotionPlan, open_motion
+from talkrt.runtime.motion import FIELD, MOTION_FIELDS, MotionControls, MotionPlan, RateConverter, open_motion
 
 MOUTH_FIELDS = [FIELD[k] for k in ("jaw_open", "lip_spread", "lip_round", "lip_press")]
 SPEECH_FLOOR_DB = -55.0  # below this a frame is never speech
@@ -43,9 +43,11 @@ class BuiltinMotionStream:
         self.peak_db = -120.0
         self.speech = np.zeros(0, bool)  # voice activity per model frame (from speech_base)
         self.speech_base = 0
-        self.model_rows = np.zeros((0, 17), np.float32)  # gated rows at model rate (from rows_base)
-        self.rows_base = 0
-        self.frames_done = 0  # output frames emitted
+        self.rate = RateConverter(self.model_fps, fps, len(MOTION_FIELDS))
+
+    @property
+    def frames_done(self) -> int:
+        return self.rate.done
 
     # the stream's contract -----------------------------------------------------------------------
     def total_frames(self, audio) -> float:
@@ -69,17 +71,16 @@ class BuiltinMotionStream:
         first = self.inner.next
         rows = self.inner.take(ended=ended)
         if len(rows):
-            rows = self._gate(rows, first, ended)
-            self.model_rows = np.concatenate([self.model_rows, rows])
-        return self._resample(audio)
+            self.rate.push(self._gate(rows, first, ended))
+        self._trim()
+        total_model = frames_for(audio.available, self.model_fps) if audio.ended else None
+        return self.rate.take(total_model, self.total_frames(audio))
 
     def rewind(self, frame: int, audio) -> None:
-        model_frame = int(frame * self.model_fps / self.fps + 1e-9)
+        model_frame = self.rate.rewind(frame)
         self.features.rewind(model_frame)
         self.inner.rewind(model_frame)
         self.speech = self.speech[:max(0, model_frame - self.speech_base)]
-        self.model_rows = self.model_rows[:max(0, model_frame - self.rows_base)]
-        self.frames_done = frame
 
     # internals -------------------------------------------------------------------------------------
     def _gate(self, rows: np.ndarray, first: int, ended: bool) -> np.ndarray:
@@ -97,35 +98,7 @@ class BuiltinMotionStream:
             out[n, MOUTH_FIELDS] *= g
         return out
 
-    def _resample(self, audio) -> np.ndarray:
-        """Model-rate rows -> output-rate rows (identity at the model's rate)."""
-        if self.fps == self.model_fps:
-            rows = self.model_rows[self.frames_done - self.rows_base:]
-            self.frames_done += len(rows)
-            self._trim()
-            return rows
-        out = []
-        have = self.rows_base + len(self.model_rows)
-        total_model = frames_for(audio.available, self.model_fps) if audio.ended else None
-        total = self.total_frames(audio)
-        while self.frames_done < total:
-            p = self.frames_done * self.model_fps / self.fps
-            lo = int(p)
-            hi = lo + 1 if p > lo else lo
-            if total_model is not None:
-                lo, hi = min(lo, total_model - 1), min(hi, total_model - 1)
-            if hi >= have:
-                break
-            a, b = self.model_rows[lo - self.rows_base], self.model_rows[hi - self.rows_base]
-            out.append(a + (b - a) * (p - int(p)) if hi != lo else a)
-            self.frames_done += 1
-        self._trim()
-        return np.asarray(out, np.float32).reshape(-1, self.model_rows.shape[1])
-
     def _trim(self) -> None:
-        keep = int(self.frames_done * self.model_fps / self.fps) - 2 - self.rows_base
-        if keep > 256:
-            self.model_rows, self.rows_base = self.model_rows[keep:], self.rows_base + keep
         keep = self.inner.next - self.release - 2 - self.speech_base
         if keep > 256:
             self.speech, self.speech_base = self.speech[keep:], self.speech_base + keep
@@ -155,7 +128,8 @@ class BuiltinFamily:
         if name == "heuristic":
             raise OptionError("--motion heuristic", "is an offline baseline for benchmarks/eval_motion.py; "
                               "streams and videos use the trained model (--motion diffusion)")
-        model = avatar.shared(f"motion:{name}", lambda: open_motion(name, "ort", settings.threads))
+        # one ORT thread: a window is a few small batch-1 calls, and streams run side by side
+        model = avatar.shared(f"motion:{name}", lambda: open_motion(name, "ort", settings.threads or 1))
         return BuiltinMotionStream(model, controls, settings, avatar.fps)
 
 

@@ -1,25 +1,21 @@
-"""The liveportrait family on ONNX Runtime: a session per portrait, frames from speech.
+"""The liveportrait family's geometry: LivePortrait's crop, F/M's input, relative driving and the
+paste back into the photo. Used by runtime/liveportrait/family.py (the stages behind the family
+protocol) and by benchmarks/gpu_check.py.
 
 face (our mesh) -> LivePortrait crop (512, scale 2.3, vy -0.125) -> appearance: F and M once ->
-audio_enc (HuBERT + JoyVASA map, 50 Hz -> 25 fps) -> motion (JoyVASA) -> relative driving ->
-stitching -> warp (W) -> decode (G) -> paste (feathered, inverse affine) -> frames.
-Needs the folder written by talkrt.export.export_liveportrait.
+audio_enc (HuBERT + JoyVASA map) -> motion (JoyVASA) -> relative driving -> stitching -> warp (W)
+-> decode (G) -> paste (feathered, inverse affine). Needs the folder that
+talkrt.export.export_liveportrait writes.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
-from talkrt.runtime.audio_io import SAMPLE_RATE_HZ
-from talkrt.runtime.engine import open_engine
 from talkrt.runtime.errors import TalkrtError
-from talkrt.runtime.face import FaceAnalyzer
 from talkrt.runtime.liveportrait import keypoints as kpm
-from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize, load_template
 
 CROP_SIZE = 512
 CROP_SCALE = 2.3
@@ -103,84 +99,3 @@ def check_folder(folder: Path) -> None:
     missing = [f"{n}.onnx" for n in STAGE_FILES if not (folder / f"{n}.onnx").is_file()]
     if missing:
         raise TalkrtError(folder, f"exported model folder lacks {', '.join(missing)}")
-
-
-class LivePortraitSession:
-    """Same interface as the builtin Session: frame_size, motion_for(audio), frames(motion)."""
-
-    def __init__(self, photo: np.ndarray, onnx_dir: Path, analyzer: FaceAnalyzer, options, name: str, times):
-        face_index, crop_only, backend, threads = options.face_index, options.crop, options.backend, options.threads
-        self.options = options
-        check_folder(onnx_dir)
-        self.times = times
-        self.photo, self.crop_only = photo, crop_only
-        t = time.perf_counter()
-        mesh = analyzer.analyze(photo, face_index, name).points
-        t = times.add("face", t)
-        eng = lambda n: open_engine(onnx_dir / f"{n}.onnx", backend, threads, options.profile)
-        self.f, self.m, self.w, self.g = eng("appearance"), eng("motion_extractor"), eng("warp"), eng("decode")
-        self.stitch = eng("stitching")
-        self.audio_enc = eng("audio_enc")
-        self.sampler = JoyVASASampler(onnx_dir, backend, threads, options.profile)
-        self.template = load_template(onnx_dir)
-        self.affine = lp_crop(photo, mesh)
-        x = source_image(photo, self.affine)
-        self.feature_3d = self.f.run({"image": x})["feature_3d"]
-        info = self.m.run({"image": x})
-        self.src = {"pitch": kpm.bins_to_degrees(info["pitch"]), "yaw": kpm.bins_to_degrees(info["yaw"]),
-                    "roll": kpm.bins_to_degrees(info["roll"]), "exp": info["exp"], "scale": info["scale"], "t": info["t"],
-                    "kp": info["kp"]}
-        self.r_s = kpm.rotation_matrix(self.src["pitch"], self.src["yaw"], self.src["roll"])
-        self.x_s = kpm.transform_keypoints(info["kp"], self.r_s, info["exp"], info["scale"], info["t"])
-        if crop_only:
-            self.canvas = np.empty((CROP_SIZE, CROP_SIZE, 3), np.uint8)
-        else:
-            self.paster = Paster(photo, self.affine)
-            self.canvas = photo.copy()
-        times.add("appearance", t)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        h, w = self.canvas.shape[:2]
-        return w, h
-
-    def motion_for(self, audio: np.ndarray):
-        fps, seed, cfg_scale = self.options.fps, self.options.controls.seed, self.options.cfg_scale
-        t = time.perf_counter()
-        feats = self.audio_enc.run({"waveform": audio[None].astype(np.float32)})["audio_features"][0]  # [T50, d]
-        n25 = max(1, int(round(len(audio) / SAMPLE_RATE_HZ * MOTION_FPS)))
-        src = np.linspace(0, len(feats) - 1, n25)
-        feats25 = np.stack([np.interp(src, np.arange(len(feats)), feats[:, i]) for i in range(feats.shape[1])], 1)
-        t = self.times.add("audio_enc", t)
-        motion = self.sampler.generate(feats25.astype(np.float32), seed=seed, cfg_scale=cfg_scale)
-        n_out = max(1, int(round(len(audio) / SAMPLE_RATE_HZ * fps)))
-        pick = np.linspace(0, len(motion) - 1, n_out)
-        motion = np.stack([np.interp(pick, np.arange(len(motion)), motion[:, i]) for i in range(motion.shape[1])], 1)
-        self.times.add("motion", t)
-        return None, denormalize(motion.astype(np.float32), self.template)
-
-    def _driving(self, d: dict, first: dict, r_rel: np.ndarray, i: int) -> np.ndarray:
-        """Relative driving against the clip's first frame, then stitching. r_rel[i] = R_d_i @ R_d_0^T,
-        computed once for the clip."""
-        x_d = relative_driving(self.src, self.r_s, d, first, r_rel[i:i + 1], i)
-        delta = self.stitch.run({"x": np.concatenate([self.x_s.reshape(1, -1), x_d.reshape(1, -1)], 1)})["delta"]
-        return kpm.apply_stitching(delta, x_d)
-
-    def frames(self, driving: dict) -> Iterator[np.ndarray]:
-        r_d = kpm.rotation_matrix(driving["pitch"], driving["yaw"], driving["roll"])  # [T, 3, 3]
-        r_rel = r_d @ r_d[:1].transpose(0, 2, 1)
-        first = {k: driving[k][:1] for k in ("exp", "scale", "t")}
-        for i in range(len(driving["exp"])):
-            t = time.perf_counter()
-            x_d = self._driving(driving, first, r_rel, i)
-            warped = self.w.run({"feature_3d": self.feature_3d, "kp_driving": x_d, "kp_source": self.x_s})["warped"]
-            t = self.times.add("warp", t)
-            image = self.g.run({"warped": warped})["image"][0]
-            face = np.clip(image.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
-            t = self.times.add("decode", t)
-            if self.crop_only:
-                self.canvas[:] = face
-            else:
-                self.paster.paste(self.canvas, face)
-            self.times.add("paste", t)
-            yield self.canvas

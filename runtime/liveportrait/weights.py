@@ -52,7 +52,8 @@ def onnx_folder(weights: Path) -> Path:
     config = weights / "models.json"
     if config.is_file():
         cmd += ["--config", str(config)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    # run outside the caller's folder: a talkrt checkout there would shadow packages (kernels/)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=weights.resolve())
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise TalkrtError(weights, f"exporting the models to ONNX failed: {last}")
