@@ -35,6 +35,7 @@ class Frame:
     pts_s: float  # presentation time: index / fps
     image: np.ndarray  # [H, W, 3] uint8 RGB, owned by the frame
     audio: np.ndarray  # [n] float32 16 kHz mono: the samples that play with this frame
+    motion: np.ndarray  # the family's motion row this frame was rendered from (builtin: MOTION_FIELDS)
 
 
 @dataclass
@@ -152,6 +153,7 @@ class _Converter:
 
 
 _END = object()
+IDLE_GRACE_S = 0.1  # a frame is idled this long after it is due (a push right after opening starts on speech)
 
 
 class _Snapshot:
@@ -212,7 +214,8 @@ class Stream:
             self._check()
             if self.timeline.ended:
                 raise OptionError("push", "the stream has ended (end_of_speech was called)")
-            while self.timeline.available - sample_of_frame(self._next_row, self.fps) > self.max_buffer:
+            while 0 < (ahead := self.timeline.available - sample_of_frame(self._next_row, self.fps)) \
+                    and ahead + len(x) > self.max_buffer:
                 if not block:
                     raise TalkrtError("push", "audio buffer is full (the stream is behind real time)")
                 self._lock.wait(0.05)
@@ -293,6 +296,14 @@ class Stream:
         while (f := self.read()) is not None:
             yield f
 
+    @property
+    def finished(self) -> bool:
+        """True once the last frame has been read (or the stream was closed)."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            return self._closed or (self._done and (not self._out or self._out[0] is _END))
+
     async def apush(self, pcm: Any, rate: int = SAMPLE_RATE_HZ) -> None:
         await asyncio.to_thread(self.push, pcm, rate)
 
@@ -301,9 +312,7 @@ class Stream:
         while True:
             frame = self.read(timeout=0)
             if frame is None:
-                if self._done and not self._out or self._closed:
-                    if self._error is not None:
-                        raise self._error
+                if self.finished:
                     return
                 frame = await asyncio.to_thread(self.read, 0.1)
                 if frame is None:
@@ -351,13 +360,14 @@ class Stream:
 
     def _idle_fill(self) -> None:
         """Live: when the next frame is due and its audio has not come, insert silence for it."""
-        due = self._clock0 + self._next_row / self.fps
+        due = self._clock0 + self._next_row / self.fps + IDLE_GRACE_S
         if time.perf_counter() < due:
             return
         need = self._motion.samples_needed()
         if need > self.timeline.available:
-            self.timeline.append(np.zeros(need - self.timeline.available, np.float32), pushed=False)
-            self.stats.idle_frames += 1
+            n = need - self.timeline.available
+            self.timeline.append(np.zeros(n, np.float32), pushed=False)
+            self.stats.idle_frames += int(round(n * self.fps / SAMPLE_RATE_HZ))
 
     def _render_one(self) -> None:
         row = self._rows.popleft()
@@ -371,7 +381,7 @@ class Stream:
         with self._lock:
             if self.timeline.ended and i + 1 >= self._motion.total_frames(self.timeline):
                 b = self.timeline.available  # the last frame carries the clip's tail
-        frame = Frame(i, i / self.fps, image, self.timeline.read(a, b))
+        frame = Frame(i, i / self.fps, image, self.timeline.read(a, b), row)
         with self._lock:
             self._next_row = i + 1
             while len(self._out) >= self.queue_frames and not self._closed and not self._interrupt:

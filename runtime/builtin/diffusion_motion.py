@@ -5,8 +5,9 @@ Streaming windows: each model call sees N frames starting at the first frame not
 commits only the first `stride` of them. Its audio is real for `stride + lookahead` frames and the
 last real row repeated after that (the model never sees audio that has not arrived), and it is
 conditioned on the K frames of motion and audio before it (VASA-1's previous-window context), so
-windows join without a seam. Noise comes from an RNG keyed by (seed, window start frame): the
-result depends on the audio and the seed only, never on how the audio was chunked.
+windows join without a seam. The initial noise is one sequence over absolute frame indices, drawn
+from RNGs keyed by (seed, block of frames): overlapping windows start from the same noise where they
+overlap, and the result depends on the audio and the seed only, never on how the audio was chunked.
 
 Guidance follows VASA-1: x0 = (1 + la + lg) m(all) - la m(no audio) - lg m(no gaze), the variants
 evaluated as separate batch-1 calls (cheaper than one batch on ONNX Runtime's CPU provider).
@@ -22,9 +23,13 @@ import numpy as np
 from talkrt.runtime.audio_enc import AudioFeatures
 from talkrt.runtime.engine import MODEL_DIR, open_engine
 from talkrt.runtime.errors import TalkrtError
-from talkrt.runtime.motion import EMOTIONS, MotionControls, MotionPlan, clip_motion
+from talkrt.runtime.motion import EMOTIONS, FIELD, MotionControls, MotionPlan, clip_motion
 
 COND_AUDIO, COND_GAZE, COND_PREV, COND_HEAD, COND_EMOTION = range(5)
+ENSEMBLE_WINDOWS = 4  # windows whose predictions of a frame are averaged (slow channels)
+SLOW = [FIELD[k] for k in ("smile", "brow_raise", "brow_furrow", "gaze_x", "gaze_y", "head_pitch", "head_yaw",
+                           "head_roll", "head_tx", "head_ty", "head_scale")]
+NOISE_BLOCK = 64  # frames of initial noise drawn per RNG key
 PRIOR_FRAMES = 50.0  # weight of the prior speech level in the running mel mean (2 s at 25 fps)
 
 
@@ -90,14 +95,15 @@ class DiffusionMotion:
         return x0
 
     def sample(self, audio: np.ndarray, prev_m: np.ndarray | None, prev_a: np.ndarray | None,
-               controls: MotionControls, rng: np.random.Generator) -> np.ndarray:
-        """One window: normalised audio [N, 40] (+ optional context [K, D], [K, 40]) -> normalised motion [N, D]."""
+               controls: MotionControls, noise: np.ndarray) -> np.ndarray:
+        """One window: normalised audio [N, 40] (+ optional context [K, D], [K, 40]) and the initial
+        noise [N, D] -> normalised motion [N, D]."""
         n, k, d = self.cfg["window"], self.cfg["context"], self.cfg["motion_dim"]
         vec, mask = self.controls_vector(controls)
         if prev_m is None:
             mask[COND_PREV] = 0
             prev_m, prev_a = np.zeros((k, d), np.float32), np.zeros((k, audio.shape[1]), np.float32)
-        x = rng.standard_normal((n, d)).astype(np.float32)
+        x = noise
         times = ddim_times(controls.steps)
         for t, t_next in zip(times[:-1], times[1:]):
             x0 = self.denoise(x, float(t), audio, prev_m, prev_a, vec, mask, controls.cfg_audio, controls.cfg_gaze)
@@ -134,6 +140,7 @@ class DiffusionMotionStream:
         self.next = 0  # first frame not yet committed
         self.motion = np.zeros((0, model.cfg["motion_dim"]), np.float32)  # committed, normalised; row 0 = frame base
         self.arrived = 0
+        self._acc: tuple | None = None  # (next window start, [H, D] sums, [H] counts) of predictions
 
     # input -------------------------------------------------------------------------------------
     def push(self, f: AudioFeatures, speech: np.ndarray | None = None) -> None:
@@ -156,6 +163,7 @@ class DiffusionMotionStream:
         self.mel, self.sum_speech, self.n_speech = self.mel[:cut], self.sum_speech[:cut], self.n_speech[:cut]
         self.speech, self.motion = self.speech[:cut], self.motion[:cut]
         self.next = self.arrived = frame
+        self._acc = None
 
     # output ------------------------------------------------------------------------------------
     def _norm_mel(self, a: int, b: int, through: int) -> np.ndarray:
@@ -187,8 +195,8 @@ class DiffusionMotionStream:
                 if len(prev_m) < k:
                     prev_m = np.concatenate([np.repeat(prev_m[:1], k - len(prev_m), 0), prev_m])
                     prev_a = np.concatenate([np.repeat(prev_a[:1], k - len(prev_a), 0), prev_a])
-            rng = np.random.default_rng([self.controls.seed, s])
-            x = m.sample(audio, prev_m, prev_a, self.controls, rng)
+            x = m.sample(audio, prev_m, prev_a, self.controls, self._noise(s, n))
+            x = self._ensemble(s, x)
             commit = min(stride, self.arrived - s)
             self.motion = np.concatenate([self.motion, x[:commit]])
             out.append(x[:commit])
@@ -198,6 +206,36 @@ class DiffusionMotionStream:
             return np.zeros((0, m.cfg["motion_dim"]), np.float32)
         rows = np.concatenate(out) * m.motion_std + m.motion_mean
         return clip_motion(rows)
+
+    def _ensemble(self, s: int, x: np.ndarray) -> np.ndarray:
+        """Slow channels (head, gaze, brows, smile) of frame j average every window's prediction of j
+        within ENSEMBLE_WINDOWS strides (temporal ensembling); mouth and blinks keep the newest."""
+        h = ENSEMBLE_WINDOWS * self.plan.stride
+        acc = self._acc
+        if acc is None or acc[0] != s:  # first window, or after a rewind
+            acc = (s, np.zeros((h, x.shape[1])), np.zeros(h))
+        _, total, count = acc
+        total = total + np.concatenate([x[:h], np.zeros((max(0, h - len(x)), x.shape[1]))])
+        count = count + (np.arange(h) < len(x))
+        out = x.copy()
+        mean = total / np.maximum(count, 1)[:, None]
+        out[:h, SLOW] = mean[:len(x), SLOW]
+
+        shift = self.plan.stride  # the next window starts `stride` frames later
+        self._acc = (s + shift, np.concatenate([total[shift:], np.zeros((shift, x.shape[1]))]),
+                     np.concatenate([count[shift:], np.zeros(shift)]))
+        return out.astype(np.float32)
+
+    def _noise(self, start: int, n: int) -> np.ndarray:
+        """Initial noise of frames start..start+n-1, a fixed sequence over absolute frame indices:
+        overlapping windows start from the same noise for the same frames, so successive windows
+        agree where they overlap and the committed frames join smoothly."""
+        d = self.model.cfg["motion_dim"]
+        first, last = start // NOISE_BLOCK, (start + n - 1) // NOISE_BLOCK
+        blocks = [np.random.default_rng([self.controls.seed, b]).standard_normal((NOISE_BLOCK, d))
+                  for b in range(first, last + 1)]
+        off = start - first * NOISE_BLOCK
+        return np.concatenate(blocks)[off:off + n].astype(np.float32)
 
     def _trim(self, k: int) -> None:
         """Keep only the context the next window needs (memory stays flat over an hour)."""
