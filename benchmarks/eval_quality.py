@@ -162,11 +162,12 @@ def main() -> None:
                 out = tmp / "eval.mp4"
                 options = SessionOptions(motion=args.motion, controls=MotionControls(seed=0))
                 generate(portrait, sp, out, options)
+                from talkrt.runtime.avatar import fit_photo
                 from talkrt.runtime.image_io import load_image
-                from talkrt.runtime.session import _fit
 
-                photo = _fit(load_image(portrait), options.max_size)
-                row = measure(read_frames(out), photo, load_audio(sp), options.fps, models, targets.get(sp.name))
+                settings = options.settings
+                photo = fit_photo(load_image(portrait), settings.max_size)
+                row = measure(read_frames(out), photo, load_audio(sp), settings.fps, models, targets.get(sp.name))
                 row.update(portrait=Path(portrait).name, speech=sp.name, motion=args.motion)
                 rows.append(row)
                 print(json.dumps(row))

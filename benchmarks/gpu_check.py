@@ -296,21 +296,25 @@ def ops_for_device():
 def section_builtin() -> None:
     """audio -> motion (ORT on the host, the trained model) -> Triton mesh warp on the GPU -> copy
     out -> mouth/lids painted on the host -> frames in memory, through the frame scheduler."""
+    from talkrt.runtime.audio_enc import ArrayAudio
     from talkrt.runtime.audio_io import load_audio
-    from talkrt.runtime.session import Session, SessionOptions
+    from talkrt.runtime.avatar import Avatar, AvatarOptions
+    from talkrt.runtime.motion import MotionControls
+    from talkrt.runtime.profiles import load_settings
 
     t_start = time.perf_counter()
     audio = load_audio(ROOT / "examples" / "speech.wav")
     if DRY:
         audio = audio[:16000]
-    sess = Session(ROOT / "examples" / "portrait.jpg", SessionOptions(crop=True, motion="diffusion"))
-    r = sess.renderer
+    cpu = load_settings("cpu")  # the host-side stages; the warp runs here on the device
+    avatar = Avatar.prepare(ROOT / "examples" / "portrait.jpg", AvatarOptions(crop=True, motion="diffusion"), cpu)
+    r = avatar.renderer()
     if DRY:  # a 64-pixel crop: the interpreter takes minutes per 512x512 frame
         from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
 
-        r = BuiltinRenderer(sess.photo, sess.mesh.points, RenderOptions(size=64, grid=16, crop_only=True))
+        r = BuiltinRenderer(avatar.data["photo"], avatar.data["mesh"], RenderOptions(size=64, grid=16, crop_only=True))
     t_prep = time.perf_counter()
-    _, motion = sess.motion_for(audio)
+    motion = avatar.family.motion_stream(avatar, MotionControls(), cpu).advance(ArrayAudio(audio))
     if DRY:
         motion = motion[:3]  # the interpreter takes seconds per 512x512 frame
     t_motion = time.perf_counter()

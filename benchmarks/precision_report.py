@@ -59,15 +59,14 @@ def builtin_motion(tmp: Path, accuracy: dict) -> list[StageAccuracy]:
     from talkrt.runtime.audio_io import load_audio
     from talkrt.runtime.builtin.diffusion_motion import DiffusionMotion
     from talkrt.runtime.motion import MotionControls
-    from talkrt.runtime.session import Session, SessionOptions
+    from talkrt.runtime.avatar import Avatar, AvatarOptions
 
     src = MODEL_DIR / "motion_builtin.onnx"
     audio = load_audio(ROOT / "examples" / "speech.wav")
-    opts = SessionOptions(crop=True, motion="diffusion")
-    session = Session(ROOT / "examples" / "portrait.jpg", opts)
+    avatar = Avatar.prepare(ROOT / "examples" / "portrait.jpg", AvatarOptions(crop=True, motion="diffusion"))
     controls = MotionControls()
-    feats_all = encode(audio, opts.fps)
-    feats_half = encode(audio[: len(audio) // 2], opts.fps)
+    feats_all = encode(audio, avatar.fps)
+    feats_half = encode(audio[: len(audio) // 2], avatar.fps)
     model = DiffusionMotion(src)
     model.engine = rec = Recorder(model.engine)
     model.generate(feats_half, controls)
@@ -79,7 +78,8 @@ def builtin_motion(tmp: Path, accuracy: dict) -> list[StageAccuracy]:
         mm = DiffusionMotion(src)  # config and statistics from the FP32 model's JSON
         mm.engine = open_engine(path)
         motion = mm.generate(feats_all, controls)
-        return motion, np.stack([f.copy() for f in session.frames(motion)])
+        renderer = avatar.renderer()
+        return motion, np.stack([renderer.render(row).copy() for row in motion])
 
     ref_motion, ref_frames = render(src)
     out = []

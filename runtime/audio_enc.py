@@ -137,8 +137,8 @@ class FeatureStream:
     def advance(self, audio) -> AudioFeatures | None:
         end_hop = self.hops_ready(audio.available, audio.ended)
         total_frames = frames_for(audio.available, self.fps) if audio.ended else None
-        out: list[dict[str, np.ndarray]] = []
-        while self.hop < end_hop:
+        frames: list[AudioFeatures] = []
+        while self.hop < end_hop:  # block by block, each turned into frames at once (memory stays flat)
             stop = min(end_hop, self.hop + BLOCK_HOPS)
             a0 = self.hop * HOP - WIN // 2
             chunk = audio.read(a0, (stop - 1) * HOP + WIN // 2).astype(np.float32)
@@ -153,10 +153,16 @@ class FeatureStream:
             self.peak_rms = float(peak[-1])
             feats["voiced"] = (feats["voicing"] > 0.45) & (feats["rms"] > np.maximum(LOUD_FLOOR, 0.1 * peak))
             feats["frame"] = frame
-            out.append(feats)
+            del feats["voicing"]
             self.hop = stop
-        rows = self._collect(out, total_frames)
-        return rows
+            done = self._collect([feats], total_frames if self.hop >= end_hop else None)
+            if done is not None:
+                frames.append(done)
+        if total_frames is not None and self.frame < total_frames:  # frames after the last hop (none in practice)
+            done = self._collect([], total_frames)
+            if done is not None:
+                frames.append(done)
+        return concat_features(frames, self.fps) if frames else None
 
     def _collect(self, blocks: list[dict[str, np.ndarray]], total_frames: int | None) -> AudioFeatures | None:
         for b in blocks:

@@ -24,22 +24,30 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (ROOT / "runtime" / "models" / "motion_builtin.json", ROOT / "train" / "weights" / "motion_builtin.json")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("clips", nargs="*", default=[str(ROOT / "examples" / "speech.wav")])
-    args = p.parse_args()
+DEFAULT_CLIPS = (ROOT / "examples" / "speech.wav",)
+
+
+def stream_stats(clips=DEFAULT_CLIPS) -> dict:
+    """The JSON `stats` entries: speech-frame mean mel (prior) and its gap to the clip mean (offset)."""
     priors, offsets = [], []
-    for clip in args.clips:
+    for clip in clips:
         f = encode(load_audio(clip), 25.0)
         speech = f.rms_db > -50.0
         priors.append(f.mel[speech].mean(0))
         offsets.append(f.mel[speech].mean(0) - f.mel.mean(0))
-    prior, offset = np.mean(priors, 0), np.mean(offsets, 0)
+    return {"mel_speech_prior": [round(float(v), 5) for v in np.mean(priors, 0)],
+            "mel_speech_offset": [round(float(v), 5) for v in np.mean(offsets, 0)],
+            "stream_stats_from": [Path(c).name for c in clips]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("clips", nargs="*", default=[str(c) for c in DEFAULT_CLIPS])
+    args = p.parse_args()
+    stats = stream_stats(args.clips)
     for target in TARGETS:
         meta = json.loads(target.read_text())
-        meta["stats"]["mel_speech_prior"] = [round(float(v), 5) for v in prior]
-        meta["stats"]["mel_speech_offset"] = [round(float(v), 5) for v in offset]
-        meta["stats"]["stream_stats_from"] = [Path(c).name for c in args.clips]
+        meta["stats"].update(stats)
         target.write_text(json.dumps(meta, indent=1) + "\n")
         print(f"wrote {target.relative_to(ROOT)}")
 

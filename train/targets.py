@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkrt.runtime.builtin.heuristic import ou_noise
 from talkrt.runtime.motion import EMOTIONS, FIELD, MOTION_FIELDS, clip_motion
 
 # phone -> (jaw_open, lip_spread, lip_round, lip_press), dominance, decay rate (1/s)
@@ -43,6 +42,17 @@ VISEMES: dict[str, tuple[tuple[float, float, float, float], float, float]] = {
 }
 VOWELS = {p for p in VISEMES if p[0] in "AEIOU"}
 MOUTH = ("jaw_open", "lip_spread", "lip_round", "lip_press")
+
+
+def ou_noise(rng: np.random.Generator, n: int, fps: float, tau_s: float, sigma: float) -> np.ndarray:
+    """Ornstein-Uhlenbeck noise: smooth random drift with time constant tau and std sigma."""
+    from scipy.signal import lfilter
+
+    a = np.exp(-1.0 / (tau_s * fps))
+    noise = rng.standard_normal(n) * sigma * np.sqrt(1 - a * a)
+    x0 = rng.standard_normal() * sigma
+    out, _ = lfilter([1.0], [1.0, -a], noise, zi=[a * x0])
+    return out
 
 
 def mouth_targets(phones: list[tuple[str, float, float]], n_frames: int, fps: float) -> np.ndarray:

@@ -150,7 +150,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "motion_builtin.pt")
     manifest = args.data / "manifest.json"
-    meta = {"config": cfg.to_dict(), "stats": data.stats, "fps": 25.0,
+    from stream_stats import stream_stats  # the runtime's streaming normalisation (train/stream_stats.py)
+
+    meta = {"config": cfg.to_dict(), "stats": {**data.stats, **stream_stats()}, "fps": 25.0,
             "training": {"steps": step, "seconds": round(time.perf_counter() - start, 1), "batch": args.batch,
                          "lr": args.lr, "seed": args.seed, "torch": torch.__version__, "log": log[-20:],
                          "data_manifest": json.loads(manifest.read_text()) if manifest.exists() else None}}

@@ -98,7 +98,7 @@ class DiffusionMotion:
                controls: MotionControls, noise: np.ndarray) -> np.ndarray:
         """One window: normalised audio [N, 40] (+ optional context [K, D], [K, 40]) and the initial
         noise [N, D] -> normalised motion [N, D]."""
-        n, k, d = self.cfg["window"], self.cfg["context"], self.cfg["motion_dim"]
+        k, d = self.cfg["context"], self.cfg["motion_dim"]
         vec, mask = self.controls_vector(controls)
         if prev_m is None:
             mask[COND_PREV] = 0

@@ -15,7 +15,6 @@ import numpy as np
 
 from talkrt.runtime.audio_enc import FeatureStream, frames_for
 from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
-from talkrt.runtime.errors import OptionError
 from talkrt.runtime.motion import FIELD, MOTION_FIELDS, MotionControls, MotionPlan, RateConverter, open_motion
 
 MOUTH_FIELDS = [FIELD[k] for k in ("jaw_open", "lip_spread", "lip_round", "lip_press")]
@@ -125,9 +124,6 @@ class BuiltinFamily:
 
     def motion_stream(self, avatar, controls: MotionControls, settings) -> BuiltinMotionStream:
         name = avatar.options.motion
-        if name == "heuristic":
-            raise OptionError("--motion heuristic", "is an offline baseline for benchmarks/eval_motion.py; "
-                              "streams and videos use the trained model (--motion diffusion)")
         # one ORT thread: a window is a few small batch-1 calls, and streams run side by side
         model = avatar.shared(f"motion:{name}", lambda: open_motion(name, "ort", settings.threads or 1))
         return BuiltinMotionStream(model, controls, settings, avatar.fps)
