@@ -24,8 +24,8 @@ from bench_e2e import commit, machine, versions  # noqa: E402
 
 from talkrt.export import liveportrait_import as lpi  # noqa: E402
 from talkrt.export.export_liveportrait import _AudioEnc, _export, _WarpOut  # noqa: E402
-from talkrt.export.models.joyvasa import JoyVASAConfig, JoyVASAMotion  # noqa: E402
-from talkrt.export.models.lp_motion import OUTPUTS  # noqa: E402
+from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion  # noqa: E402
+from talkrt.models.lp_motion import OUTPUTS  # noqa: E402
 from talkrt.runtime.engine import open_engine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

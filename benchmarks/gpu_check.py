@@ -380,7 +380,7 @@ def section_liveportrait() -> None:
     from transformers import HubertConfig, HubertModel
 
     from talkrt.export.export_liveportrait import _AudioEnc
-    from talkrt.export.models.joyvasa import JoyVASAConfig, JoyVASAMotion
+    from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion
     from talkrt.runtime.audio_io import load_audio
     from talkrt.runtime.face import FaceAnalyzer
     from talkrt.runtime.image_io import load_image

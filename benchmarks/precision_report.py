@@ -101,7 +101,7 @@ def liveportrait(tmp: Path, accuracy: dict, n_calib: int, n_eval: int) -> list[S
 
     from talkrt.export import liveportrait_import as lpi
     from talkrt.export.export_liveportrait import _export, _WarpOut
-    from talkrt.export.models.lp_motion import OUTPUTS
+    from talkrt.models.lp_motion import OUTPUTS
     from talkrt.runtime.face import FaceAnalyzer
     from talkrt.runtime.image_io import load_image
     from talkrt.runtime.liveportrait.keypoints import apply_stitching

@@ -1,5 +1,5 @@
 """Backend-to-backend comparison through Polygraphy's runners and comparator: PyTorch (the module
-definitions in export/models), ONNX Runtime (FP32 and the FP16/INT8 variants, on CPU) and, where
+definitions in models/), ONNX Runtime (FP32 and the FP16/INT8 variants, on CPU) and, where
 TensorRT is installed, TensorRT engines. One data loader of real feeds, one comparator, one verdict
 per output, so "does the engine match the model" is asked the same way everywhere.
 """

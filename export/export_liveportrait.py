@@ -26,7 +26,7 @@ from torch import nn
 
 from talkrt.export import liveportrait_import as lpi
 from talkrt.export.joyvasa_import import load_joyvasa, read_motion_template
-from talkrt.export.models.lp_motion import OUTPUTS as M_OUTPUTS
+from talkrt.models.lp_motion import OUTPUTS as M_OUTPUTS
 
 OPSET = 20
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from talkrt.export.models.motion_dit import MotionDiT, MotionDiTConfig
+from talkrt.models.motion_dit import MotionDiT, MotionDiTConfig
 
 INPUTS = ("motion_noisy", "t", "audio", "prev_motion", "prev_audio", "controls", "cond_mask")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from talkrt.export.liveportrait_import import load_strict
-from talkrt.export.models.joyvasa import JoyVASAConfig, JoyVASAMotion
+from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion
 from talkrt.runtime.errors import TalkrtError
 from talkrt.runtime.liveportrait.motion import denormalize  # noqa: F401  (re-exported for the export side)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from talkrt.export.models.lp_appearance import AppearanceFeatureExtractor
-from talkrt.export.models.lp_motion import MotionExtractor
-from talkrt.export.models.lp_spade import SPADEDecoder
-from talkrt.export.models.lp_stitching import StitchingRetargetingNetwork
-from talkrt.export.models.lp_warping import WarpingNetwork
+from talkrt.models.lp_appearance import AppearanceFeatureExtractor
+from talkrt.models.lp_motion import MotionExtractor
+from talkrt.models.lp_spade import SPADEDecoder
+from talkrt.models.lp_stitching import StitchingRetargetingNetwork
+from talkrt.models.lp_warping import WarpingNetwork
 from talkrt.runtime.errors import TalkrtError
 
 # the public models.yaml

@@ -18,7 +18,7 @@ import triton.language as tl
 
 def attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                   scale: float | None = None) -> torch.Tensor:
-    """The explicit form the motion DiT exports (export/models/motion_dit.py), in fp32."""
+    """The explicit form the motion DiT exports (models/motion_dit.py), in fp32."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     s = (q.float() @ k.float().transpose(-1, -2)) * scale
     if mask is not None:

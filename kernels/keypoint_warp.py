@@ -1,6 +1,6 @@
 """Fused keypoint-driven 3-D warp: LivePortrait W's two sampling paths without the per-keypoint tensors.
 
-W (export/models/lp_warping.py) builds K+1 sparse motion grids [B, K+1, D, H, W, 3], repeats the
+W (models/lp_warping.py) builds K+1 sparse motion grids [B, K+1, D, H, W, 3], repeats the
 compressed feature K+1 times, grid-samples each copy, adds Gaussian keypoint heatmaps and
 concatenates (the dense-motion input); later it blends the sparse grids with the softmax masks into
 one deformation [B, D, H, W, 3] and samples the feature volume with it. At W's shapes (K=21,

@@ -1,4 +1,4 @@
-"""Train the builtin family's motion model (export/models/motion_dit.py) on train/make_data.py's data.
+"""Train the builtin family's motion model (models/motion_dit.py) on train/make_data.py's data.
 
     python train/train_motion.py [--data train/data] [--minutes 30] [--out train/weights]
 
@@ -21,7 +21,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from talkrt.export.models.motion_dit import (COND_AUDIO, COND_EMOTION, COND_GAZE, COND_HEAD, COND_PREV, N_CONDS,  # noqa: E402
+from talkrt.models.motion_dit import (COND_AUDIO, COND_EMOTION, COND_GAZE, COND_HEAD, COND_PREV, N_CONDS,  # noqa: E402
                                              MotionDiT, MotionDiTConfig, alpha_bar)
 
 DROP = {COND_AUDIO: 0.1, COND_GAZE: 0.1, COND_PREV: 0.15, COND_HEAD: 0.1, COND_EMOTION: 0.1}

@@ -2,7 +2,7 @@
 and CUDA graphs; the GPU path where TensorRT is absent (DESIGN.md, backends).
 
 The runtime does not import `talkrt.export` (where the module definitions live): whoever embeds
-the runtime hands it modules (benchmarks/gpu_check.py builds them from export/models). What lives
+the runtime hands it modules (benchmarks/gpu_check.py builds them from models/). What lives
 here is what every stage needs on a GPU: precision, a CUDA graph per input shape with static
 buffers, the stream/event operations the frame scheduler runs on, and pinned host buffers.
 """

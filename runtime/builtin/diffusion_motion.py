@@ -1,5 +1,5 @@
 """The trained `motion` stage of the builtin family: DDIM sampling of talkrt's diffusion
-transformer (export/models/motion_dit.py) on ONNX Runtime, in numpy, no torch, window by window.
+transformer (models/motion_dit.py) on ONNX Runtime, in numpy, no torch, window by window.
 
 Streaming windows: each model call sees N frames starting at the first frame not yet committed and
 commits only the first `stride` of them. Its audio is real for `stride + lookahead` frames and the

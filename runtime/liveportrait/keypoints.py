@@ -1,4 +1,4 @@
-"""LivePortrait's keypoint math in numpy (the runtime's copy of export/models/lp_stitching.py's):
+"""LivePortrait's keypoint math in numpy (the runtime's copy of models/lp_stitching.py's):
 bins -> degrees, rotation matrices, Eq. 2, relative driving and the stitching correction."""
 from __future__ import annotations
 

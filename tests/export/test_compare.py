@@ -10,7 +10,7 @@ from talkrt.export.precision import autocast_fp16
 
 
 def test_pytorch_vs_onnxruntime_fp32_and_fp16(tmp_path):
-    from talkrt.export.models.lp_warping import WarpingNetwork
+    from talkrt.models.lp_warping import WarpingNetwork
 
     torch.manual_seed(int(np.random.default_rng().integers(1 << 30)))
     dm = dict(block_expansion=4, max_features=16, num_blocks=2, reshape_depth=4, compress=2)

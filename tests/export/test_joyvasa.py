@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from talkrt.export.joyvasa_import import denormalize, load_joyvasa, read_motion_template  # noqa: E402
-from talkrt.export.models.joyvasa import cosine_schedule  # noqa: E402
+from talkrt.models.joyvasa import cosine_schedule  # noqa: E402
 from talkrt.runtime.errors import TalkrtError  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "joyvasa"

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from talkrt.export import liveportrait_import as lpi  # noqa: E402
-from talkrt.export.models import lp_stitching as lps  # noqa: E402
+from talkrt.models import lp_stitching as lps  # noqa: E402
 from talkrt.runtime.errors import TalkrtError  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "liveportrait"
@@ -57,7 +57,7 @@ def test_appearance_matches(tiny):
 
 
 def test_motion_extractor_and_keypoint_glue(tiny):
-    from talkrt.export.models.lp_motion import OUTPUTS
+    from talkrt.models.lp_motion import OUTPUTS
 
     with torch.no_grad():
         outs = dict(zip(OUTPUTS, tiny["motion_extractor"](torch.from_numpy(CASES["M.in.image"]))))

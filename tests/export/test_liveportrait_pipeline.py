@@ -94,7 +94,7 @@ def test_onnx_matches_pytorch(weights, exported):
     with torch.no_grad():
         want_m = [t.numpy() for t in m(torch.from_numpy(img))]
     got_m = open_engine(exported / "motion_extractor.onnx").run({"image": img})
-    from talkrt.export.models.lp_motion import OUTPUTS
+    from talkrt.models.lp_motion import OUTPUTS
 
     for name, want_t in zip(OUTPUTS, want_m):
         assert np.abs(got_m[name] - want_t).max() < 1e-4 * max(1, np.abs(want_t).max()), name

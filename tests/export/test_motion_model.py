@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from talkrt.export.export_motion import example_inputs, export_motion  # noqa: E402
-from talkrt.export.models.motion_dit import COND_AUDIO, COND_GAZE, MotionDiT, MotionDiTConfig, cfg_combine  # noqa: E402
+from talkrt.models.motion_dit import COND_AUDIO, COND_GAZE, MotionDiT, MotionDiTConfig, cfg_combine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = MotionDiTConfig(width=32, layers=2, heads=2, ff=64, window=12, context=4)

@@ -24,7 +24,7 @@ def _run(path, feeds):
 
 @pytest.fixture(scope="module")
 def tiny_warp(tmp_path_factory):
-    from talkrt.export.models.lp_warping import WarpingNetwork
+    from talkrt.models.lp_warping import WarpingNetwork
 
     torch.manual_seed(int(np.random.default_rng().integers(1 << 30)))
     dm = dict(block_expansion=4, max_features=16, num_blocks=2, reshape_depth=4, compress=2)

@@ -19,7 +19,7 @@ def _graph(rank: int, **attrs) -> onnx.ModelProto:
 
 def test_warp_onnx_gets_two_plugin_nodes(tmp_path):
     from talkrt.export.export_liveportrait import _export
-    from talkrt.export.models.lp_warping import WarpingNetwork
+    from talkrt.models.lp_warping import WarpingNetwork
 
     dm = dict(block_expansion=4, max_features=16, num_blocks=2, reshape_depth=4, compress=2)
     net = WarpingNetwork(num_kp=3, block_expansion=4, max_features=16, num_down_blocks=1, reshape_channel=4,

@@ -38,7 +38,7 @@ def test_strided_views(gen, device):
 
 
 def test_motion_dit_with_fused_attention(gen, device):
-    from talkrt.export.models.motion_dit import MotionDiT, MotionDiTConfig
+    from talkrt.models.motion_dit import MotionDiT, MotionDiTConfig
 
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     cfg = MotionDiTConfig(width=32, heads=2, layers=2, ff=64)

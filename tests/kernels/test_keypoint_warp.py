@@ -39,7 +39,7 @@ def test_keypoint_warp(dtype, tol, gen, device):
 
 def test_fused_warping_module_matches_unfused(gen, device):
     """W with the fused kernels switched on gives W's outputs."""
-    from talkrt.export.models.lp_warping import WarpingNetwork
+    from talkrt.models.lp_warping import WarpingNetwork
 
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     dm = dict(block_expansion=4, max_features=16, num_blocks=2, reshape_depth=4, compress=2)

@@ -65,7 +65,7 @@ def test_training_runs_on_fitted_video(record, tmp_path):
     from make_data import save_split
     from train_motion import MotionData, loss_fn
 
-    from talkrt.export.models.motion_dit import MotionDiT, MotionDiTConfig
+    from talkrt.models.motion_dit import MotionDiT, MotionDiTConfig
 
     save_split([record], tmp_path / "train.npz")
     cfg = MotionDiTConfig(width=32, layers=1, heads=2, ff=64, window=20, context=5)

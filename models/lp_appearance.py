@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from talkrt.export.models.lp_blocks import DownBlock2d, ResBlock3d, SameBlock2d
+from talkrt.models.lp_blocks import DownBlock2d, ResBlock3d, SameBlock2d
 
 
 class AppearanceFeatureExtractor(nn.Module):

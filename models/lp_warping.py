@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkrt.export.models.lp_blocks import Hourglass, SameBlock2d, coordinate_grid_3d
+from talkrt.models.lp_blocks import Hourglass, SameBlock2d, coordinate_grid_3d
 
 KP_VARIANCE = 0.01
 
