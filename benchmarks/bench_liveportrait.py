@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_e2e import commit, machine, versions  # noqa: E402
 
 from talkrt.export import liveportrait_import as lpi  # noqa: E402
-from talkrt.export.export_liveportrait import _AudioEnc, _export, _WarpOut  # noqa: E402
+from talkrt.export.export_liveportrait import _export, _WarpOut  # noqa: E402
+from talkrt.models.joyvasa import AudioEncoder  # noqa: E402
 from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion  # noqa: E402
 from talkrt.models.lp_motion import OUTPUTS  # noqa: E402
 from talkrt.runtime.engine import open_engine  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
             from transformers import HubertConfig, HubertModel
 
             hub = HubertModel(HubertConfig()).eval()  # hubert-base size
-            _export(_AudioEnc(hub, jv.audio_feature_map), (torch.randn(1, 64000),), tmp / "audio_enc.onnx", ["waveform"],
+            _export(AudioEncoder(hub, jv.audio_feature_map), (torch.randn(1, 64000),), tmp / "audio_enc.onnx", ["waveform"],
                     ["audio_features"], {"waveform": {1: "samples"}, "audio_features": {1: "frames"}})
             stages.append(("audio_enc (HuBERT-base + map)", "audio_enc",
                            {"waveform": rng.standard_normal((1, 64000)).astype(np.float32)}, "4 s of audio"))

@@ -379,7 +379,7 @@ def section_liveportrait() -> None:
     the photo (host) -> frames in memory."""
     from transformers import HubertConfig, HubertModel
 
-    from talkrt.export.export_liveportrait import _AudioEnc
+    from talkrt.models.joyvasa import AudioEncoder
     from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion
     from talkrt.runtime.audio_io import load_audio
     from talkrt.runtime.face import FaceAnalyzer
@@ -412,7 +412,7 @@ def section_liveportrait() -> None:
     torch.manual_seed(0)
     jcfg = JoyVASAConfig(audio_dim=hub_cfg.hidden_size, n_layers=2 if DRY else 8)
     jv = JoyVASAMotion(jcfg).eval()
-    audio_stage = TorchStage(_AudioEnc(HubertModel(hub_cfg).eval(), jv.audio_feature_map), LOW, DEV)
+    audio_stage = TorchStage(AudioEncoder(HubertModel(hub_cfg).eval(), jv.audio_feature_map), LOW, DEV)
     folder = Path(tempfile.mkdtemp(prefix="talkrt_jv_"))
     sched_buffers = {k: v.numpy() for k, v in jv.diffusion_sched.named_buffers()}
     np.savez(folder / "motion_start.npz", start_audio=jv.start_audio_feat.detach().numpy()[0],

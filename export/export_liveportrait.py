@@ -12,10 +12,14 @@ Files written (all batch 1 except the motion denoiser, whose batch is dynamic fo
   motion.onnx       motion_noisy, audio, prev_motion, prev_audio, step -> motion     (JoyVASA denoiser)
   audio_enc.onnx    waveform [1,N] 16 kHz -> audio_features [1,T,d] at 50 Hz         (HuBERT + JoyVASA's map)
   motion_start.npz  start and null features, schedule; motion_template.json; manifest.json
+  torch/            each stage's state dict (.pt, read weights-only) + config.json, for the runtime's
+                    torch backend (runtime/backends/torch_liveportrait.py), which builds the modules
+                    from talkrt.models
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -26,6 +30,7 @@ from torch import nn
 
 from talkrt.export import liveportrait_import as lpi
 from talkrt.export.joyvasa_import import load_joyvasa, read_motion_template
+from talkrt.models.joyvasa import AudioEncoder
 from talkrt.models.lp_motion import OUTPUTS as M_OUTPUTS
 
 OPSET = 20
@@ -38,17 +43,6 @@ class _WarpOut(nn.Module):
 
     def forward(self, feature_3d, kp_driving, kp_source):
         return self.w(feature_3d, kp_driving, kp_source)[0]
-
-
-class _AudioEnc(nn.Module):
-    """HuBERT's last hidden state (50 Hz) mapped to the denoiser's feature size."""
-
-    def __init__(self, hubert: nn.Module, feature_map: nn.Module):
-        super().__init__()
-        self.hubert, self.feature_map = hubert, feature_map
-
-    def forward(self, waveform):
-        return self.feature_map(self.hubert(waveform).last_hidden_state)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], dynamic: dict | None = None):
@@ -84,6 +78,12 @@ def export_all(weights: Path, out: Path, hubert_dir: Path | None = None, config:
     w = lpi.load_module("warping_module", files["warping_module"], config)
     g = lpi.load_module("spade_generator", files["spade_generator"], config)
     s = lpi.load_stitching(files["stitching_retargeting_module"], config)
+    torch_dir = out / "torch"
+    torch_dir.mkdir(exist_ok=True)
+    torch_config = {"liveportrait": config}
+    for name, module in (("appearance", f), ("motion_extractor", m), ("warp", w), ("decode", g),
+                         ("stitching", s["retarget_shoulder"])):
+        torch.save(module.state_dict(), torch_dir / f"{name}.pt")
     img = torch.rand(1, 3, 256, 256)
     _export(f, (img,), out / "appearance.onnx", ["image"], ["feature_3d"])
     _export(m, (img,), out / "motion_extractor.onnx", ["image"], list(M_OUTPUTS))
@@ -109,6 +109,8 @@ def export_all(weights: Path, out: Path, hubert_dir: Path | None = None, config:
         names = ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"]
         _export(jv.denoising_net, ex, out / "motion.onnx", names, ["motion"],
                 {n: {0: "batch"} for n in names + ["motion"]})
+        torch.save(jv.denoising_net.state_dict(), torch_dir / "motion.pt")
+        torch_config["joyvasa"] = dataclasses.asdict(c)
         sched = {k: v.numpy() for k, v in jv.diffusion_sched.named_buffers()}
         np.savez(out / "motion_start.npz", start_audio=jv.start_audio_feat.detach().numpy()[0],
                  start_motion=jv.start_motion_feat.detach().numpy()[0], null_audio=jv.null_audio_feat.detach().numpy()[0, 0],
@@ -124,8 +126,12 @@ def export_all(weights: Path, out: Path, hubert_dir: Path | None = None, config:
         if hubert_dir is not None:
             hubert = load_hubert(hubert_dir, audio_state or None)
             wave = torch.randn(1, 16000)
-            _export(_AudioEnc(hubert, jv.audio_feature_map), (wave,), out / "audio_enc.onnx", ["waveform"],
+            enc = AudioEncoder(hubert, jv.audio_feature_map)
+            _export(enc, (wave,), out / "audio_enc.onnx", ["waveform"],
                     ["audio_features"], {"waveform": {1: "samples"}, "audio_features": {1: "frames"}})
+            torch.save(enc.state_dict(), torch_dir / "audio_enc.pt")
+            torch_config["hubert"] = {"model_type": hubert.config.model_type, **hubert.config.to_diff_dict()}
+    (torch_dir / "config.json").write_text(json.dumps(torch_config, indent=1))
     for p in sorted(out.glob("*.onnx")):
         manifest["files"][p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))

@@ -143,3 +143,15 @@ class JoyVASAMotion(nn.Module):
             c1 = torch.sqrt(ab_prev) * (1 - a) / (1 - ab)
             x = c0 * x + c1 * x0 + sched.sigmas_inflex[t] * z
         return x
+
+
+class AudioEncoder(nn.Module):
+    """HuBERT's (or wav2vec2's) last hidden state at 50 Hz mapped to the denoiser's feature size:
+    waveform [1, N] 16 kHz -> audio_features [1, T, feature_dim]."""
+
+    def __init__(self, hubert: nn.Module, feature_map: nn.Module):
+        super().__init__()
+        self.hubert, self.feature_map = hubert, feature_map
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(self.hubert(waveform).last_hidden_state)

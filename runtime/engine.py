@@ -58,6 +58,15 @@ class OrtEngine:
         return dict(zip(self._out_names, values))
 
 
+def to_host(x) -> np.ndarray:
+    """An engine output as a numpy array: device tensors (torch backend) are copied out."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):  # a torch tensor; the core does not import torch
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
 def open_engine(name_or_path: str | Path, backend: str = "ort", threads: int = 0, profile: str = "cpu") -> Engine:
     """Open a stage model by file name (looked up in the shipped models) or path.
 
@@ -73,7 +82,6 @@ def open_engine(name_or_path: str | Path, backend: str = "ort", threads: int = 0
 
         return open_stage_engine(path, profile)
     if backend == "torch":
-        raise TalkrtError("backend 'torch'", "runs stage modules through the Python API "
-                          "(talkrt.runtime.backends.torch_backend, see benchmarks/gpu_check.py); "
-                          "the CLI runs 'ort' or 'trt' profiles")
+        raise TalkrtError("backend 'torch'", "runs a family's stages through its own loader "
+                          "(runtime/backends/torch_liveportrait.py, torch_builtin.py), not single ONNX files")
     raise TalkrtError(f"backend {backend!r}", "is unknown (ort, trt, torch)")

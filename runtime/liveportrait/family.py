@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from talkrt.runtime.audio_enc import frames_for
-from talkrt.runtime.engine import open_engine
+from talkrt.runtime.engine import open_engine, to_host
 from talkrt.runtime.errors import OptionError
 from talkrt.runtime.liveportrait import keypoints as kpm
 from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize, load_template
@@ -23,6 +23,7 @@ from talkrt.runtime.liveportrait.pipeline import CROP_SIZE, MOTION_FPS, Paster, 
 from talkrt.runtime.motion import RateConverter
 from talkrt.runtime.stream import sample_of_frame
 
+TORCH_DEVICE: str | None = None  # torch backend device; None = the profile's CUDA device (tests set "cpu")
 CONTEXT_FRAMES = 25  # audio before a window that HuBERT sees (1 s at 25 fps)
 SOURCE_KEYS = ("feature_3d", "kp", "exp", "scale", "t", "pitch", "yaw", "roll")
 
@@ -44,7 +45,7 @@ def _engines(avatar, names: tuple[str, ...], options=None, settings=None) -> dic
     if s.backend == "torch":
         from talkrt.runtime.backends.torch_liveportrait import torch_engines
 
-        return {n: share(f"engine:{n}", lambda n=n: torch_engines(_folder(options), n, s)) for n in names}
+        return {n: share(f"engine:{n}", lambda n=n: torch_engines(_folder(options), n, s, TORCH_DEVICE)) for n in names}
     return {n: share(f"engine:{n}", lambda n=n: open_engine(_folder(options) / f"{n}.onnx", s.backend, s.threads,
                                                              s.name)) for n in names}
 
@@ -80,9 +81,10 @@ class LivePortraitRenderer:
         x_d = relative_driving(self.src, self.r_s, d, self.anchor, r_d @ self.anchor["r"].transpose(0, 2, 1), 0)
         e = self.engines
         delta = e["stitching"].run({"x": np.concatenate([self.x_s.reshape(1, -1), x_d.reshape(1, -1)], 1)})["delta"]
-        x_d = kpm.apply_stitching(delta, x_d)
+        x_d = kpm.apply_stitching(to_host(delta), x_d)
+        # W -> G: on the torch backend `warped` is a device tensor and stays there
         warped = e["warp"].run({"feature_3d": self.src["feature_3d"], "kp_driving": x_d, "kp_source": self.x_s})["warped"]
-        image = np.asarray(e["decode"].run({"warped": warped})["image"])[0]
+        image = to_host(e["decode"].run({"warped": warped})["image"])[0]
         face = np.clip(image.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
         if self.crop_only:
             self.canvas[:] = face
@@ -125,7 +127,7 @@ class LivePortraitMotionStream:
         """HuBERT features of model frames s..stop-1 ([n, d]), from audio with CONTEXT_FRAMES before."""
         a0 = sample_of_frame(s - CONTEXT_FRAMES, MOTION_FPS)
         wave = audio.read(a0, sample_of_frame(stop, MOTION_FPS))
-        f50 = np.asarray(self.audio_enc.run({"waveform": wave[None]})["audio_features"])[0]  # [~2 per frame, d]
+        f50 = to_host(self.audio_enc.run({"waveform": wave[None]})["audio_features"])[0]  # [~2 per frame, d]
         idx = 2 * np.arange(CONTEXT_FRAMES, CONTEXT_FRAMES + stop - s)
         lo, hi = np.minimum(idx, len(f50) - 1), np.minimum(idx + 1, len(f50) - 1)
         return ((f50[lo] + f50[hi]) * 0.5).astype(np.float32)
@@ -183,11 +185,11 @@ class LivePortraitFamily:
         affine = lp_crop(photo, mesh)
         x = source_image(photo, affine)
         e = _engines(None, ("appearance", "motion_extractor"), options, settings)
-        info = e["motion_extractor"].run({"image": x})
+        info = {k: to_host(v) for k, v in e["motion_extractor"].run({"image": x}).items()}
         data = {"photo": photo, "affine": affine.astype(np.float64),
-                "feature_3d": np.asarray(e["appearance"].run({"image": x})["feature_3d"], np.float32)}
-        data.update({k: np.asarray(info[k], np.float32) for k in ("kp", "exp", "scale", "t")})
-        data.update({k: kpm.bins_to_degrees(np.asarray(info[k])).astype(np.float32) for k in ("pitch", "yaw", "roll")})
+                "feature_3d": to_host(e["appearance"].run({"image": x})["feature_3d"]).astype(np.float32)}
+        data.update({k: info[k].astype(np.float32) for k in ("kp", "exp", "scale", "t")})
+        data.update({k: kpm.bins_to_degrees(info[k]).astype(np.float32) for k in ("pitch", "yaw", "roll")})
         return data
 
     def renderer(self, avatar) -> LivePortraitRenderer:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from talkrt.runtime.engine import Engine, open_engine
+from talkrt.runtime.engine import Engine, open_engine, to_host
 
 
 class JoyVASASampler:
@@ -38,7 +38,7 @@ class JoyVASASampler:
         for i, t in enumerate(range(self.steps, 0, -1)):
             feeds["motion_noisy"] = np.stack([x, x]).astype(np.float32)
             feeds["step"] = np.full(2, t, np.float32)
-            out = self.engine.run(feeds)["motion"][:, -self.n:]
+            out = to_host(self.engine.run(feeds)["motion"])[:, -self.n:]
             x0 = out[1] + cfg_scale * (out[0] - out[1])
             a, ab, ab_prev = self.alphas[t], self.alpha_bars[t], self.alpha_bars[t - 1]
             c0 = np.sqrt(a) * (1 - ab_prev) / (1 - ab)
