@@ -194,3 +194,70 @@ def test_full_photo_outside_the_head_is_untouched(portrait_rgb, portrait_mesh):
     assert np.array_equal(frame[:, 480:], portrait_rgb[:, 480:])  # the right edge of the picture
     assert np.array_equal(frame[490:], portrait_rgb[490:])
     assert np.abs(frame.astype(int) - portrait_rgb).max() > 30  # while the face did move
+
+
+def test_stream_file_is_byte_identical_to_generate_y4m(tmp_path, portrait_path, short_speech, capsys):
+    gen = tmp_path / "gen.y4m"
+    code, _, err = _run(["generate", portrait_path, short_speech, "-o", gen, "--crop", "--quiet"], capsys)
+    assert code == 0, err
+    for chunk in (10, 700):
+        out = tmp_path / f"s{chunk}.y4m"
+        code, _, err = _run(["stream", portrait_path, "--audio", short_speech, "--chunk-ms", chunk, "--crop",
+                             "-o", out, "--quiet"], capsys)
+        assert code == 0, err
+        assert out.read_bytes() == gen.read_bytes()
+    from talkrt.runtime.video_io import read_y4m
+
+    info, frames = read_y4m(gen.read_bytes())
+    assert len(frames) == 60 and info["F"] == "25:1"  # exactly round(2.4 s * 25)
+
+
+def test_stream_live_pipe_header_first_then_idle_then_speech(tmp_path, portrait_path, short_speech):
+    """`--audio -`: the header comes before any audio, frames flow while stdin is silent (idle), and
+    end of input ends the stream."""
+    import threading
+    import time
+
+    from talkrt.runtime.video_io import read_y4m
+
+    proc = subprocess.Popen([sys.executable, "-m", "talkrt.runtime.cli", "stream", str(portrait_path), "--audio", "-",
+                             "--crop", "--rate", "8000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    out = bytearray()
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout.read()), daemon=True)
+    first = proc.stdout.readline()
+    assert first.startswith(b"YUV4MPEG2 W512 H512 F25:1")  # ready before any audio was written
+    out.extend(first)
+    reader.start()
+    time.sleep(1.5)  # nothing arrives: the face idles and the clock runs
+    import soxr
+
+    pcm = (soxr.resample(load_audio(short_speech), 16000, 8000) * 32767).astype("<i2").tobytes()
+    for a in range(0, len(pcm), 333):  # odd-sized writes: samples split across reads
+        proc.stdin.write(pcm[a:a + 333])
+    proc.stdin.close()
+    reader.join(timeout=120)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+    _, frames = read_y4m(bytes(out))
+    assert len(frames) >= 60 + 25  # 2.4 s of speech after more than a second of idle frames
+    assert b"idle" in proc.stderr.read()
+
+
+def test_stream_options_are_checked(tmp_path, portrait_path, short_speech, capsys):
+    base = ["stream", portrait_path, "--audio"]
+    assert _run(base + [short_speech, "--chunk-ms", 0], capsys)[0] == 2
+    assert _run(base + ["-", "--rate", 100], capsys)[0] == 2
+    code, _, err = _run(base + ["-", "-o", tmp_path / "x.mp4"], capsys)
+    assert code == 2 and "live audio" in err
+    code, _, err = _run(base + [tmp_path / "missing.wav"], capsys)
+    assert code == 2 and "no such file" in err and err.count("\n") == 1
+
+
+def test_prepared_avatar_file_drives_generate(tmp_path, portrait_path, short_speech, capsys):
+    avatar = tmp_path / "a.npz"
+    code, _, err = _run(["prepare", portrait_path, "-o", avatar, "--crop"], capsys)
+    assert code == 0, err
+    a, b = tmp_path / "a.y4m", tmp_path / "b.y4m"
+    assert _run(["generate", avatar, short_speech, "-o", a, "--quiet"], capsys)[0] == 0
+    assert _run(["generate", portrait_path, short_speech, "-o", b, "--crop", "--quiet"], capsys)[0] == 0
+    assert a.read_bytes() == b.read_bytes()
