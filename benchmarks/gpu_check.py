@@ -28,7 +28,7 @@ ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--cpu-dry-run", action="store_true", help="tiny shapes on CPU with the Triton interpreter")
 ap.add_argument("--out", type=Path, help="folder for gpu_check.md / gpu_check.json")
 ap.add_argument("--iters", type=int, default=50)
-ap.add_argument("--only", action="append", help="run only these sections (kernels, cuda, renderer, builtin, liveportrait)")
+ap.add_argument("--only", action="append", help="run only these sections (kernels, cuda, renderer, builtin, liveportrait, stream)")
 ARGS = ap.parse_args()
 if ARGS.cpu_dry_run:
     os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
@@ -48,7 +48,7 @@ from talkrt.kernels.keypoint_warp import keypoint_warp, keypoint_warp_ref, motio
 from talkrt.kernels.mesh_warp_triton import mesh_warp, mesh_warp_ref, mesh_warp_tables  # noqa: E402
 from talkrt.runtime.backends.torch_backend import TorchCudaOps, TorchStage, on_stream, pinned_empty  # noqa: E402
 from talkrt.runtime.profiles import load_profile  # noqa: E402
-from talkrt.runtime.scheduler import FrameScheduler, HostOps, ahead  # noqa: E402
+from talkrt.runtime.scheduler import FrameScheduler, HostOps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY = ARGS.cpu_dry_run
@@ -362,145 +362,117 @@ def section_builtin() -> None:
         render_fps=n / t_render, motion_s=t_motion - t_prep)
 
 
-class TorchEngine:
-    """Engine protocol (numpy in, numpy out) over a TorchStage, for the JoyVASA sampler's loop."""
+def write_lp_folder(folder: Path) -> None:
+    """Random weights at the public size (tiny in the dry run) in the layout the export writes for the
+    runtime's torch backend: torch/<stage>.pt + config.json, JoyVASA's start features, schedule and
+    template, manifest.json."""
+    import dataclasses
 
-    def __init__(self, stage: TorchStage, inputs: list[str], output: str):
-        self.stage, self.names, self.output = stage, inputs, output
-
-    def run(self, feeds):
-        out = self.stage(*(torch.from_numpy(np.ascontiguousarray(feeds[n])).to(DEV) for n in self.names))
-        return {self.output: out.float().cpu().numpy()}
-
-
-def section_liveportrait() -> None:
-    """audio (HuBERT, GPU) -> JoyVASA sampling (GPU denoiser, the runtime's sampler) -> driving
-    keypoints + stitching (host) -> W + G (GPU, FP16, fused, CUDA graphs) -> copy out -> paste into
-    the photo (host) -> frames in memory."""
     from transformers import HubertConfig, HubertModel
 
-    from talkrt.models.joyvasa import AudioEncoder
-    from talkrt.models.joyvasa import JoyVASAConfig, JoyVASAMotion
-    from talkrt.runtime.audio_io import load_audio
-    from talkrt.runtime.face import FaceAnalyzer
-    from talkrt.runtime.image_io import load_image
-    from talkrt.runtime.liveportrait import keypoints as kpm
-    from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize
-    from talkrt.runtime.liveportrait.pipeline import Paster, lp_crop, relative_driving, source_image
+    from talkrt.models.joyvasa import AudioEncoder, JoyVASAConfig, JoyVASAMotion
 
-    m = lp_modules(lp_config())
-    graphs = not DRY
-    t_start = time.perf_counter()
-    photo = load_image(ROOT / "examples" / "portrait.jpg")
-    affine = lp_crop(photo, FaceAnalyzer().analyze(photo, 0, "portrait").points)
-    x = torch.from_numpy(source_image(photo, affine, 128 if DRY else 256)).to(DEV)
-    with torch.inference_mode():
-        feat = m["F"].to(DEV)(x).to(torch.float16 if LOW == "fp16" else torch.float32)
-        info = [t.float().cpu().numpy() for t in m["M"].to(DEV)(x)]
-    pitch, yaw, roll, t_src, exp, scale, kp = info
-    src = {"exp": exp, "scale": scale, "t": t_src, "kp": kp}
-    r_s = kpm.rotation_matrix(kpm.bins_to_degrees(pitch), kpm.bins_to_degrees(yaw), kpm.bins_to_degrees(roll))
-    x_s = kpm.transform_keypoints(kp, r_s, exp, scale, t_src)
-    x_s_dev = torch.from_numpy(x_s.reshape(1, 21, 3)).to(DEV)
-    stitch = m["S"]
-    w = m["W"].set_fused(not DRY, keep_deformation=False)
-    render_stage = TorchStage(WarpDecode(w, m["G"]), LOW, DEV, cuda_graphs=graphs, name="warp+decode")
-
-    # audio encoder and motion generator (random weights at the public size)
+    config = lp_config()
+    m = lp_modules(config)
     hub_cfg = HubertConfig(num_hidden_layers=1, hidden_size=64, num_attention_heads=2, intermediate_size=64,
                            conv_dim=(16,) * 7) if DRY else HubertConfig()
     torch.manual_seed(0)
     jcfg = JoyVASAConfig(audio_dim=hub_cfg.hidden_size, n_layers=2 if DRY else 8)
     jv = JoyVASAMotion(jcfg).eval()
-    audio_stage = TorchStage(AudioEncoder(HubertModel(hub_cfg).eval(), jv.audio_feature_map), LOW, DEV)
-    folder = Path(tempfile.mkdtemp(prefix="talkrt_jv_"))
+    (folder / "torch").mkdir(parents=True, exist_ok=True)
+    for name, key in (("appearance", "F"), ("motion_extractor", "M"), ("warp", "W"), ("decode", "G"), ("stitching", "S")):
+        torch.save(m[key].state_dict(), folder / "torch" / f"{name}.pt")
+    torch.save(jv.denoising_net.state_dict(), folder / "torch" / "motion.pt")
+    torch.save(AudioEncoder(HubertModel(hub_cfg).eval(), jv.audio_feature_map).state_dict(),
+               folder / "torch" / "audio_enc.pt")
+    (folder / "torch" / "config.json").write_text(json.dumps({
+        "liveportrait": config, "joyvasa": dataclasses.asdict(jcfg),
+        "hubert": {"model_type": "hubert", **hub_cfg.to_diff_dict()}}))
     sched_buffers = {k: v.numpy() for k, v in jv.diffusion_sched.named_buffers()}
     np.savez(folder / "motion_start.npz", start_audio=jv.start_audio_feat.detach().numpy()[0],
              start_motion=jv.start_motion_feat.detach().numpy()[0], null_audio=jv.null_audio_feat.detach().numpy()[0, 0],
              **sched_buffers)
-    (folder / "manifest.json").write_text(json.dumps({"joyvasa": {
+    (folder / "manifest.json").write_text(json.dumps({"files": {}, "joyvasa": {
         "n_motions": jcfg.n_motions, "n_prev_motions": jcfg.n_prev_motions, "motion_feat_dim": jcfg.motion_feat_dim,
         "n_diff_steps": 4 if DRY else jcfg.n_diff_steps}}))
-    # eager: nn.TransformerDecoder's fast paths are not known to be capture-safe; the render stage is
-    denoiser = TorchEngine(TorchStage(jv.denoising_net, LOW, DEV, name="motion"),
-                           ["motion_noisy", "audio", "prev_motion", "prev_audio", "step"], "motion")
-    sampler = JoyVASASampler(folder, engine=denoiser)
-    template = {"mean_exp": np.zeros(63), "std_exp": np.full(63, 0.02)}
+    template = {"mean_exp": [0.0] * 63, "std_exp": [0.02] * 63}
     for key, lo, hi in (("scale", 1.4, 1.6), ("t", -0.02, 0.02), ("pitch", -8, 8), ("yaw", -10, 10), ("roll", -5, 5)):
         n3 = 3 if key == "t" else 1
-        template[f"min_{key}"], template[f"max_{key}"] = np.full(n3, lo), np.full(n3, hi)
+        template[f"min_{key}"], template[f"max_{key}"] = [lo] * n3, [hi] * n3
+    (folder / "motion_template.json").write_text(json.dumps(template))
 
-    audio = load_audio(ROOT / "examples" / "speech.wav")
+
+def _gpu_settings():
+    """The h100 profile; the dry run keeps its stages but runs them in fp32 on the CPU, without graphs."""
+    import dataclasses
+
+    from talkrt.runtime.profiles import load_settings
+
+    s = load_settings("h100")
     if DRY:
-        audio = audio[:16000]
-    paster = Paster(photo, affine)
-    canvas = photo.copy()
-    t_prep = time.perf_counter()
+        s = dataclasses.replace(s, cuda_graphs=False, fused_warp=False,
+                                precision=tuple((k, "fp32") for k, _ in s.precision))
+    return s
 
-    motion_stream = torch.cuda.Stream(DEV) if DEV.type == "cuda" and PROFILE["runtime"]["streams"] >= 3 else None
 
-    def motion_windows(clip):
-        """Producer (host thread): audio encoding, then JoyVASA window by window (on its own stream
-        when the profile has 3)."""
-        if motion_stream is not None:
-            torch.cuda.set_stream(motion_stream)  # this thread's current stream
-        feats = audio_stage(torch.from_numpy(clip[None].astype(np.float32)).to(DEV)).float().cpu().numpy()[0]
-        n25 = max(1, int(round(len(clip) / 16000 * 25)))
-        pos = np.linspace(0, len(feats) - 1, n25)
-        f25 = np.stack([np.interp(pos, np.arange(len(feats)), feats[:, i]) for i in range(feats.shape[1])], 1)
-        for m_win in sampler.windows(f25.astype(np.float32), seed=0, cfg_scale=2.0):
-            yield denormalize(m_win, template)
+def _stream_figures(avatar, audio: np.ndarray, label: str, fps_target: str) -> None:
+    """Throughput (audio pushed at once) and first-frame latency (pushed in real time, 20 ms chunks)
+    of one stream, through the runtime's Stream, as a product runs it."""
+    from bench_stream import run_realtime
 
-    def rows(clip):
-        """Frames as motion windows arrive; driving is relative to the clip's first frame."""
-        first = None
-        for d in ahead(motion_windows(clip), depth=2):
-            if first is None:
-                first = {k: v[:1] for k, v in d.items()}
-                r_d0 = kpm.rotation_matrix(first["pitch"], first["yaw"], first["roll"])
-            r_rel = kpm.rotation_matrix(d["pitch"], d["yaw"], d["roll"]) @ r_d0.transpose(0, 2, 1)
-            for i in range(len(d["exp"])):
-                yield d, first, r_rel, i
+    from talkrt.runtime.session import stream_file
+    from talkrt.runtime.stream import Stream
 
-    kd_host = [pinned_empty((1, 21, 3), torch.float32) for _ in range(2)]
-
-    def render(item, slot, stream):
-        d, first, r_rel, i = item
-        x_d = relative_driving(src, r_s, d, first, r_rel[i:i + 1], i)
-        with torch.inference_mode():
-            delta = stitch(torch.from_numpy(np.concatenate([x_s.reshape(1, -1), x_d.reshape(1, -1)], 1))).numpy()
-        kd_host[slot.index].numpy()[...] = kpm.apply_stitching(delta, x_d).reshape(1, 21, 3)
-
-        def enqueue():
-            image = render_stage(feat, kd_host[slot.index].to(DEV, non_blocking=True), x_s_dev)
-            slot.device.copy_(to_frame(image))
-        on_stream(stream, enqueue)
-
-    def copy(slot, stream):
-        on_stream(stream, lambda: slot.host.copy_(slot.device, non_blocking=True))
-
-    def finish(slot):
-        paster.paste(canvas, slot.host.numpy())
-        return slot.index
-
-    out_size = to_frame(render_stage(feat, x_s_dev, x_s_dev)).shape[0]  # 512 at the public size
-    buffers = lambda i: (torch.empty((out_size, out_size, 3), dtype=torch.uint8, device=DEV),
-                         pinned_empty((out_size, out_size, 3), torch.uint8))
-    sched = FrameScheduler(ops_for_device(), render, copy, finish, buffers, slots=PROFILE["runtime"]["frame_slots"],
-                           streams=PROFILE["runtime"]["streams"])
-    sum(1 for _ in sched.run(rows(audio[:16000])))  # warm-up: graph capture, Triton compile
+    list(stream_file(Stream(avatar, policy="wait"), audio[:8000], 1e9))  # warm-up: graphs, Triton compile
     sync()
     t0 = time.perf_counter()
-    n = sum(1 for _ in sched.run(rows(audio)))
+    n = sum(1 for _ in stream_file(Stream(avatar, policy="wait"), audio, 1e9))
     sync()
     total = time.perf_counter() - t0
-    row("e2e", "liveportrait 512: audio->motion->render->frames",
-        f"{n} frames, {sampler.steps} steps, prep {t_prep - t_start:.1f} s", True, 1000 * total / n, None, None,
-        f">= {TARGETS['lp_e2e_fps']} fps", fps=n / total, audio_s=len(audio) / 16000)
+    row("e2e", f"{label}: audio->motion->render->frames (runtime Stream)", f"{n} frames", True, 1000 * total / n,
+        None, None, fps_target, fps=n / total)
+    rt = run_realtime(avatar, audio[: 16000 * (1 if DRY else 4)], 20.0)
+    row("stream", f"{label}: first frame, 20 ms chunks in real time",
+        f"lag p50 {rt['lag_p50_ms']:.0f} ms, p99 {rt['lag_p99_ms']:.0f} ms", True, rt["first_frame_ms"], None, None,
+        "< 170 ms (VASA-1)")
+
+
+def section_liveportrait() -> None:
+    """The liveportrait family through the runtime on the h100 profile: Avatar.prepare (F, M) and a
+    Stream (HuBERT, JoyVASA windows, stitching, W -> G on the device with FP16, the fused warp and
+    CUDA graphs, paste), with random weights at the public size written in the export's layout."""
+    from talkrt.runtime.audio_io import load_audio
+    from talkrt.runtime.avatar import Avatar, AvatarOptions
+    from talkrt.runtime.liveportrait import family
+
+    folder = Path(tempfile.mkdtemp(prefix="talkrt_lp_"))
+    write_lp_folder(folder)
+    if DRY:
+        family.TORCH_DEVICE = "cpu"
+    t0 = time.perf_counter()
+    avatar = Avatar.prepare(ROOT / "examples" / "portrait.jpg",
+                            AvatarOptions(family="liveportrait", weights=str(folder), crop=DRY), _gpu_settings())
+    row("e2e", "liveportrait: Avatar.prepare (face, F, M)", f"{time.perf_counter() - t0:.1f} s", True)
+    audio = load_audio(ROOT / "examples" / "speech.wav")
+    _stream_figures(avatar, audio[:16000] if DRY else audio, "liveportrait 512", f">= {TARGETS['lp_e2e_fps']} fps")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def section_stream() -> None:
+    """The builtin family through the runtime on the h100 profile (the warp as Triton kernels)."""
+    from talkrt.runtime.audio_io import load_audio
+    from talkrt.runtime.avatar import Avatar, AvatarOptions
+
+    if DRY:  # the builtin torch renderer needs CUDA (the interpreter is too slow at 512x512)
+        row("stream", "builtin on h100: skipped in the dry run", "", True)
+        return
+    avatar = Avatar.prepare(ROOT / "examples" / "portrait.jpg", AvatarOptions(crop=True), _gpu_settings())
+    _stream_figures(avatar, load_audio(ROOT / "examples" / "speech.wav"), "builtin 512 crop",
+                    f">= {TARGETS['e2e_fps']} fps")
 
 
 SECTIONS = {"kernels": section_kernels, "cuda": section_cuda, "renderer": section_renderer,
-            "builtin": section_builtin, "liveportrait": section_liveportrait}
+            "builtin": section_builtin, "liveportrait": section_liveportrait, "stream": section_stream}
 
 
 def main() -> None:

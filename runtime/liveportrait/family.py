@@ -28,13 +28,13 @@ CONTEXT_FRAMES = 25  # audio before a window that HuBERT sees (1 s at 25 fps)
 SOURCE_KEYS = ("feature_3d", "kp", "exp", "scale", "t", "pitch", "yaw", "roll")
 
 
-def _folder(options) -> Path:
+def _folder(options, backend: str = "ort") -> Path:
     from talkrt.runtime.liveportrait.weights import onnx_folder
 
     if not options.weights:
         raise OptionError("--model liveportrait", "needs --weights DIR")
     folder = onnx_folder(Path(options.weights))
-    check_folder(folder)
+    check_folder(folder, backend)
     return folder
 
 
@@ -45,9 +45,10 @@ def _engines(avatar, names: tuple[str, ...], options=None, settings=None) -> dic
     if s.backend == "torch":
         from talkrt.runtime.backends.torch_liveportrait import torch_engines
 
-        return {n: share(f"engine:{n}", lambda n=n: torch_engines(_folder(options), n, s, TORCH_DEVICE)) for n in names}
-    return {n: share(f"engine:{n}", lambda n=n: open_engine(_folder(options) / f"{n}.onnx", s.backend, s.threads,
-                                                             s.name)) for n in names}
+        return {n: share(f"engine:{n}", lambda n=n: torch_engines(_folder(options, "torch"), n, s, TORCH_DEVICE))
+                for n in names}
+    return {n: share(f"engine:{n}", lambda n=n: open_engine(_folder(options, s.backend) / f"{n}.onnx", s.backend,
+                                                             s.threads, s.name)) for n in names}
 
 
 class LivePortraitRenderer:
@@ -56,7 +57,8 @@ class LivePortraitRenderer:
     def __init__(self, avatar):
         d = avatar.data
         self.engines = _engines(avatar, ("warp", "decode", "stitching"))
-        self.template = avatar.shared("template", lambda: load_template(_folder(avatar.options)))
+        folder = lambda: _folder(avatar.options, avatar.settings.backend)
+        self.template = avatar.shared("template", lambda: load_template(folder()))
         self.src = {k: d[k] for k in SOURCE_KEYS}
         self.r_s = kpm.rotation_matrix(d["pitch"], d["yaw"], d["roll"])
         self.x_s = kpm.transform_keypoints(d["kp"], self.r_s, d["exp"], d["scale"], d["t"])
@@ -99,7 +101,7 @@ class LivePortraitMotionStream:
     def __init__(self, avatar, controls, settings):
         self.fps = avatar.fps
         self.sampler = avatar.shared("sampler", lambda: JoyVASASampler(
-            _folder(avatar.options), engine=_engines(avatar, ("motion",))["motion"]))
+            _folder(avatar.options, avatar.settings.backend), engine=_engines(avatar, ("motion",))["motion"]))
         self.audio_enc = _engines(avatar, ("audio_enc",))["audio_enc"]
         self.stride = min(settings.stream.joyvasa_stride, self.sampler.n)
         self.ahead = int(round(settings.stream.lookahead_ms / 1000 * MOTION_FPS))

@@ -95,7 +95,11 @@ def relative_driving(src: dict, r_s: np.ndarray, d: dict, first: dict, r_rel_i: 
     return kpm.transform_keypoints(src["kp"], r_new, exp, scale, t)
 
 
-def check_folder(folder: Path) -> None:
-    missing = [f"{n}.onnx" for n in STAGE_FILES if not (folder / f"{n}.onnx").is_file()]
+def check_folder(folder: Path, backend: str = "ort") -> None:
+    """The stage files a backend needs: ONNX files, or the torch backend's state dicts."""
+    if backend == "torch":
+        missing = [f"torch/{n}.pt" for n in STAGE_FILES if not (folder / "torch" / f"{n}.pt").is_file()]
+    else:
+        missing = [f"{n}.onnx" for n in STAGE_FILES if not (folder / f"{n}.onnx").is_file()]
     if missing:
         raise TalkrtError(folder, f"exported model folder lacks {', '.join(missing)}")
