@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,21 @@ def plugin_library(folder: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class DeviceTensor:
+    """An engine output left on the device for the next engine (W's volume for G): its address is
+    valid until the producer runs again; `ready` is recorded on the producer's stream."""
+
+    ptr: int
+    shape: tuple
+    dtype: np.dtype
+    ready: Event
+
+
 class TrtEngine:
-    """One engine, one execution context, one stream."""
+    """One engine, one execution context, one stream. Outputs named in `keep_on_device` are returned
+    as DeviceTensor (no copy, no sync); a DeviceTensor input is bound by address after its stream
+    waits on the producer's event."""
 
     def __init__(self, path: Path, trt: Any, runtime: Any, stream: Stream | None = None, cuda_graphs: bool = False):
         self.rt = cudart()
@@ -59,18 +73,24 @@ class TrtEngine:
         self.cuda_graphs = cuda_graphs
         self._graph_exec = None
         self._graph_shapes: tuple | None = None
+        self.keep_on_device: set[str] = set()
+        self._done = Event(self.rt)
 
-    def _bind(self, feeds: dict[str, np.ndarray]) -> tuple:
-        shapes = []
+    def _bind(self, feeds: dict) -> tuple:
+        shapes, addresses = [], {}
         for s in self.inputs:
             x = feeds[s.name]
-            self.buffers[s.name].ensure(x.shape)[...] = x
+            if isinstance(x, DeviceTensor):
+                self.stream.wait(x.ready)
+                addresses[s.name] = x.ptr
+            else:
+                self.buffers[s.name].ensure(x.shape)[...] = x
             self.context.set_input_shape(s.name, x.shape)
-            shapes.append(x.shape)
+            shapes.append((tuple(x.shape), addresses.get(s.name)))
         for s in self.outputs:
             self.buffers[s.name].ensure(tuple(self.context.get_tensor_shape(s.name)))
         for name, buf in self.buffers.items():
-            self.context.set_tensor_address(name, buf.device_ptr)
+            self.context.set_tensor_address(name, addresses.get(name, buf.device_ptr))
         return tuple(shapes)
 
     def _enqueue(self, shapes: tuple) -> None:
@@ -89,15 +109,25 @@ class TrtEngine:
             self._graph_shapes = shapes
         check(self.rt.cudaGraphLaunch(self._graph_exec, self.stream.handle), "cudaGraphLaunch")
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict) -> dict:
         shapes = self._bind(feeds)
         for s in self.inputs:
-            self.buffers[s.name].to_device(self.stream)
+            if not isinstance(feeds[s.name], DeviceTensor):
+                self.buffers[s.name].to_device(self.stream)
         self._enqueue(shapes)
-        for s in self.outputs:
+        fetch = [s for s in self.outputs if s.name not in self.keep_on_device]
+        for s in fetch:
             self.buffers[s.name].to_host(self.stream)
-        self.stream.synchronize()  # a finished frame leaves the device
-        return {s.name: self.buffers[s.name].host.copy() for s in self.outputs}
+        out = {}
+        if len(fetch) < len(self.outputs):
+            self._done.record(self.stream)
+            out = {s.name: DeviceTensor(self.buffers[s.name].device_ptr, self.buffers[s.name].host.shape,
+                                        self.buffers[s.name].dtype, self._done)
+                   for s in self.outputs if s.name in self.keep_on_device}
+        if fetch:
+            self.stream.synchronize()  # a finished frame leaves the device
+        out.update({s.name: self.buffers[s.name].host.copy() for s in fetch})
+        return out
 
 
 def open_engines(folder: Path, profile: dict, onnx_folder: Path | None = None) -> dict[str, TrtEngine]:
@@ -136,4 +166,4 @@ def open_stage_engine(onnx_path: Path, profile_name: str) -> TrtEngine:
     return engines[Path(onnx_path).stem]
 
 
-__all__ = ["TrtEngine", "open_engines", "open_stage_engine", "Event", "Stream"]
+__all__ = ["DeviceTensor", "TrtEngine", "open_engines", "open_stage_engine", "Event", "Stream"]

@@ -9,6 +9,8 @@ renderer: relative driving anchored on the stream's first frame -> stitching -> 
 """
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,9 @@ class LivePortraitRenderer:
             self.paster = avatar.shared("paster", lambda: Paster(d["photo"], d["affine"]))
             self.canvas = d["photo"].copy()
         self.anchor: dict | None = None  # the stream's first driving frame (relative driving)
+        self.lock = avatar.shared("render_lock", threading.Lock) if avatar.settings.backend != "ort" else nullcontext()
+        if hasattr(self.engines["warp"], "keep_on_device"):  # trt: W's volume goes to G on the device
+            self.engines["warp"].keep_on_device.add("warped")
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -81,18 +86,22 @@ class LivePortraitRenderer:
         if self.anchor is None:
             self.anchor = {"exp": d["exp"], "scale": d["scale"], "t": d["t"], "r": r_d}
         x_d = relative_driving(self.src, self.r_s, d, self.anchor, r_d @ self.anchor["r"].transpose(0, 2, 1), 0)
+        with self.lock:  # shared trt contexts / torch graph buffers: one frame at a time per avatar
+            face = self._face(x_d)
+        if self.crop_only:
+            self.canvas[:] = face
+        else:
+            self.paster.paste(self.canvas, face)
+        return self.canvas
+
+    def _face(self, x_d: np.ndarray) -> np.ndarray:
         e = self.engines
         delta = e["stitching"].run({"x": np.concatenate([self.x_s.reshape(1, -1), x_d.reshape(1, -1)], 1)})["delta"]
         x_d = kpm.apply_stitching(to_host(delta), x_d)
         # W -> G: on the torch backend `warped` is a device tensor and stays there
         warped = e["warp"].run({"feature_3d": self.src["feature_3d"], "kp_driving": x_d, "kp_source": self.x_s})["warped"]
         image = to_host(e["decode"].run({"warped": warped})["image"])[0]
-        face = np.clip(image.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
-        if self.crop_only:
-            self.canvas[:] = face
-        else:
-            self.paster.paste(self.canvas, face)
-        return self.canvas
+        return np.clip(image.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 class LivePortraitMotionStream:
@@ -103,6 +112,7 @@ class LivePortraitMotionStream:
         self.sampler = avatar.shared("sampler", lambda: JoyVASASampler(
             _folder(avatar.options, avatar.settings.backend), engine=_engines(avatar, ("motion",))["motion"]))
         self.audio_enc = _engines(avatar, ("audio_enc",))["audio_enc"]
+        self.lock = avatar.shared("motion_lock", threading.Lock) if settings.backend != "ort" else nullcontext()
         self.stride = min(settings.stream.joyvasa_stride, self.sampler.n)
         self.ahead = int(round(settings.stream.lookahead_ms / 1000 * MOTION_FPS))
         self.seed, self.cfg_scale = controls.seed, avatar.options.cfg_scale
@@ -146,11 +156,13 @@ class LivePortraitMotionStream:
                 end = min(end, total_model)
             elif sample_of_frame(end, MOTION_FPS) > audio.available:
                 break
-            feats = self._features(audio, s, end)
+            with self.lock:  # engines shared by the avatar's streams
+                feats = self._features(audio, s, end)
             window = np.concatenate([feats, np.repeat(feats[-1:], n - len(feats), 0)]) if len(feats) < n else feats[:n]
             noise = np.random.default_rng([self.seed, 1, s]).standard_normal(
                 (self.sampler.steps, n, self.sampler.d)).astype(np.float32)
-            m = self.sampler.window(window, self.prev_m, self.prev_a, self.x_T, noise, self.cfg_scale)
+            with self.lock:
+                m = self.sampler.window(window, self.prev_m, self.prev_a, self.x_T, noise, self.cfg_scale)
             commit = min(self.stride, end - s)
             self.history.append((s, m[:commit], window[:commit]))
             self.history = self.history[-(k + 1):]
