@@ -28,15 +28,17 @@ from talkrt.runtime.backends.trt import PLUGIN_LIBRARY
 from talkrt.runtime.manifest import EngineEntry, EngineManifest, file_sha256
 from talkrt.runtime.profiles import load_profile, profile_hash
 
-# stage -> the ONNX files (from export/export_liveportrait.py) that make it
-STAGE_FILES = {
-    "appearance": ("appearance.onnx", "motion_extractor.onnx"),
-    "warp": ("warp.onnx",),
-    "decode": ("decode.onnx",),
-    "stitching": ("stitching.onnx", "stitching_lip.onnx", "stitching_eye.onnx"),
-    "motion": ("motion.onnx",),
-    "audio_enc": ("audio_enc.onnx",),
-}
+
+def family_stages(model: str = "liveportrait") -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    """(stage -> ONNX files, stage -> batch multiple) that a model family builds engines for: the
+    family's own declaration (runtime/<family>/family.py), so a new family needs no edit here."""
+    from talkrt.runtime.avatar import get_family
+
+    family = get_family(model)
+    return dict(getattr(family, "engine_stages", {})), dict(getattr(family, "engine_batch_scale", {}))
+
+
+STAGE_FILES, BATCH_SCALE = family_stages("liveportrait")
 
 # ranges of the named dynamic dimensions other than the batch: (min, opt, max)
 DIM_RANGES = {
@@ -163,8 +165,9 @@ def build_engine(trt: Any, logger: Any, onnx_path: Path, engine_path: Path, shap
 
 
 def build_all(onnx_folder: Path, out: Path, profile_name: str, plugins: list[Path], stages: list[str] | None = None,
-              report: dict | None = None, trt: Any = None) -> EngineManifest:
+              report: dict | None = None, trt: Any = None, model: str = "liveportrait") -> EngineManifest:
     """Rewrite, build and hash every stage's engines into `out`, then write the manifest."""
+    stage_files, batch_scale = family_stages(model)
     if trt is None:
         import tensorrt as trt  # noqa: PLC0415 (only here: TensorRT is optional)
     profile = load_profile(profile_name)
@@ -178,18 +181,16 @@ def build_all(onnx_folder: Path, out: Path, profile_name: str, plugins: list[Pat
         if profile["build"]["timing_cache"] else None
     s = profile["shapes"]
     entries = []
-    for stage in stages or list(STAGE_FILES):
+    for stage in stages or list(stage_files):
         precision = profile["precision"].get(stage, "fp32")
-        for name in STAGE_FILES[stage]:
+        for name in stage_files[stage]:
             if not (onnx_folder / name).is_file():
                 continue
             src = choose_onnx(onnx_folder, name, precision, report)
             model, rewrites = rewrite_grid_sample_3d(onnx.load(src))
             staged = out / f"{name[:-5]}.trt.onnx"
             onnx.save(model, staged)
-            batch = (s["batch_min"], s["batch_opt"], s["batch_max"])
-            if stage == "motion":  # classifier-free guidance doubles the batch
-                batch = tuple(2 * b for b in batch)
+            batch = tuple(batch_scale.get(stage, 1) * b for b in (s["batch_min"], s["batch_opt"], s["batch_max"]))
             engine = out / f"{name[:-5]}.engine"
             t0 = time.perf_counter()
             build_engine(trt, logger, staged, engine, optimization_shapes(model, batch), profile["build"], cache)
@@ -208,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", required=True)
     ap.add_argument("--out", type=Path, help="engine folder (default: ONNX folder/engines/<profile>)")
     ap.add_argument("--plugin", type=Path, action="append", default=[], help="libtalkrt_trt_plugin.so")
-    ap.add_argument("--stage", action="append", choices=list(STAGE_FILES))
+    ap.add_argument("--model", default="liveportrait", help="model family whose stages to build (default liveportrait)")
+    ap.add_argument("--stage", action="append", help=f"stages to build (liveportrait: {', '.join(STAGE_FILES)})")
     ap.add_argument("--report", type=Path, help="precision report (default: ONNX folder/precision_report.json)")
     args = ap.parse_args(argv)
     import json
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
     out = args.out or args.onnx / "engines" / Path(args.profile).stem
     try:
-        build_all(args.onnx, out, args.profile, args.plugin, args.stage, report)
+        build_all(args.onnx, out, args.profile, args.plugin, args.stage, report, model=args.model)
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
         sys.exit(f"talkrt: {exc}")
 

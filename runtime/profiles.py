@@ -98,7 +98,6 @@ class StreamSettings:
     queue_frames: int
     policy: str
     max_buffer_s: float
-    budget_audio_enc_ms: float
     budget_motion_ms: float
     budget_render_ms: float
 

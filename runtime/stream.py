@@ -45,7 +45,8 @@ class StreamStats:
     idle_frames: int = 0  # frames rendered from inserted silence (live)
     first_frame_s: float | None = None  # first push -> first frame ready (wall clock)
     stage_ms: dict[str, float] = field(default_factory=lambda: {"audio_enc+motion": 0.0, "render": 0.0})
-    over_budget: int = 0  # frames whose render exceeded the profile's budget
+    over_budget: dict[str, int] = field(default_factory=lambda: {"audio_enc+motion": 0, "render": 0})  # frames over
+    # the profile's per-frame budgets (stream.budget_motion_ms, budget_render_ms)
 
 
 class AudioTimeline:
@@ -341,7 +342,10 @@ class Stream:
                 view = _Snapshot(self.timeline)
             rows = self._motion.advance(view)
             if len(rows):
-                self.stats.stage_ms["audio_enc+motion"] += (time.perf_counter() - t) * 1000
+                ms = (time.perf_counter() - t) * 1000
+                self.stats.stage_ms["audio_enc+motion"] += ms
+                if ms / len(rows) > self.settings.stream.budget_motion_ms:
+                    self.stats.over_budget["audio_enc+motion"] += len(rows)
                 with self._lock:
                     self._rows.extend(rows)
             if self._rows:
@@ -376,7 +380,7 @@ class Stream:
         image = self._renderer.render(row).copy()
         ms = (time.perf_counter() - t) * 1000
         self.stats.stage_ms["render"] += ms
-        self.stats.over_budget += ms > self.settings.stream.budget_render_ms
+        self.stats.over_budget["render"] += ms > self.settings.stream.budget_render_ms
         a, b = sample_of_frame(i, self.fps), sample_of_frame(i + 1, self.fps)
         with self._lock:
             if self.timeline.ended and i + 1 >= self._motion.total_frames(self.timeline):

@@ -105,6 +105,7 @@ class BuiltinMotionStream:
 
 class BuiltinFamily:
     name = "builtin"
+    engine_stages: dict = {}  # face and motion run on ORT everywhere; the warp is a kernel, not an engine
 
     def prepare(self, photo: np.ndarray, options, settings, analyzer, name: str) -> dict[str, np.ndarray]:
         mesh = analyzer.analyze(photo, options.face_index, name).points

@@ -193,6 +193,12 @@ class LivePortraitMotionStream:
 
 class LivePortraitFamily:
     name = "liveportrait"
+    # what export/trt_build.py builds for this family: stage -> ONNX files, and batch multiples
+    engine_stages = {"appearance": ("appearance.onnx", "motion_extractor.onnx"), "warp": ("warp.onnx",),
+                     "decode": ("decode.onnx",),
+                     "stitching": ("stitching.onnx", "stitching_lip.onnx", "stitching_eye.onnx"),
+                     "motion": ("motion.onnx",), "audio_enc": ("audio_enc.onnx",)}
+    engine_batch_scale = {"motion": 2}  # classifier-free guidance: conditional + unconditional
 
     def prepare(self, photo: np.ndarray, options, settings, analyzer, name: str) -> dict[str, np.ndarray]:
         mesh = analyzer.analyze(photo, options.face_index, name).points

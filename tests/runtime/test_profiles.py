@@ -44,3 +44,29 @@ def test_bad_values_are_named(tmp_path, text, key):
     path.write_text(text)
     with pytest.raises(OptionError, match=key.replace(".", r"\.")):
         load_profile(str(path))
+
+
+def test_api_and_cli_read_the_same_settings():
+    """One typed, frozen reading of the profile: the API's defaults are the profile's, as the CLI's."""
+    import dataclasses
+
+    from talkrt.runtime.avatar import AvatarOptions
+    from talkrt.runtime.cli import _options, build_parser
+    from talkrt.runtime.profiles import load_settings
+    from talkrt.runtime.session import SessionOptions
+
+    s = load_settings("cpu")
+    assert s is load_settings("cpu")  # read once
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.fps = 30.0
+    api = SessionOptions()
+    cli = _options(build_parser().parse_args(["generate", "p.jpg", "a.wav", "-o", "o.mp4"]))
+    for opts in (api, cli):
+        resolved = opts.avatar_options.resolved(opts.settings)
+        assert resolved.motion == s.motion_model == "diffusion" and resolved.fps == s.fps
+        assert opts.resolved_controls().steps == s.steps
+    assert load_settings("h100").steps == 8 and load_settings("h100").fused_warp
+    raw = load_profile("cpu")
+    assert "size" not in raw["render"]  # keys nothing read are gone
+    assert s.crf == raw["video"]["crf"] and s.preset == raw["video"]["preset"]
+    assert AvatarOptions().resolved(s).max_size == raw["render"]["max_size"]
