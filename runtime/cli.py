@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ("--model", "--weights", "--profile", "--fps", "--max-size", "--face-index", "--motion"):
         a._add_action(next(x for x in s._actions if flag in x.option_strings))
     a.add_argument("--crop", action="store_true", help="frames are the 512x512 aligned face")
+    v = sub.add_parser("serve", help="the live avatar in a web page over WebRTC (needs talkrt[serve])")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument("--profile", default="cpu", help="profile name or .toml path (default: cpu)")
+    v.add_argument("--token", help="require this bearer token (Authorization header or ?token=)")
+    v.add_argument("--max-sessions", type=int, help="sessions at once, below the profile's measured capacity")
+    v.add_argument("--max-session-s", type=float, default=600.0, help="longest session in seconds (default 600)")
     w = sub.add_parser("weights", help="manage downloaded weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
     f = wsub.add_parser("fetch", help="download public checkpoints (needs network and huggingface_hub)")
@@ -169,6 +176,18 @@ def _run_stream(args) -> int:
     return 0
 
 
+def _run_serve(args) -> int:
+    from talkrt.runtime.errors import OptionError
+
+    try:
+        from talkrt.runtime.server import ServeOptions, serve
+    except ImportError as exc:
+        raise OptionError("serve", f"needs the serve extra: pip install 'talkrt[serve]' ({exc.name} is missing)") from None
+    serve(ServeOptions(host=args.host, port=args.port, profile=args.profile, token=args.token,
+                       max_sessions=args.max_sessions, max_session_s=args.max_session_s))
+    return 0
+
+
 def _run_prepare(args) -> int:
     from talkrt.runtime.avatar import Avatar
     from talkrt.runtime.errors import InputError
@@ -196,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_stream(args)
         if args.command == "prepare":
             return _run_prepare(args)
+        if args.command == "serve":
+            return _run_serve(args)
         if args.command == "weights":
             from talkrt.runtime.liveportrait.weights import fetch
 

@@ -77,6 +77,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise OptionError("profile stream", "needs stride >= 1, queue_frames >= 1, lookahead_ms in 0..2000, max_buffer_s > 0")
     if st["policy"] not in ("drop", "wait"):
         raise OptionError("profile key stream.policy", "must be drop or wait")
+    if p["serve"]["capacity"] < 1:
+        raise OptionError("profile key serve.capacity", "must be at least 1")
     if p["motion"]["model"] not in ("diffusion", "heuristic"):
         raise OptionError("profile key motion.model", "must be diffusion or heuristic")
 
@@ -123,6 +125,7 @@ class Settings:
     frame_slots: int
     precision: tuple[tuple[str, str], ...]
     stream: StreamSettings
+    serve_capacity: int = 1
     raw: tuple = ()  # the whole profile as sorted (key, value) pairs, for the build tools
 
     @property
@@ -139,7 +142,7 @@ def settings_from(p: dict[str, Any]) -> Settings:
                     device=p["engine"]["device"], cuda_graphs=p["runtime"]["cuda_graphs"],
                     fused_warp=p["runtime"]["fused_warp"], streams=p["runtime"]["streams"],
                     frame_slots=p["runtime"]["frame_slots"], precision=tuple(sorted(p["precision"].items())),
-                    stream=StreamSettings(**p["stream"]),
+                    stream=StreamSettings(**p["stream"]), serve_capacity=p["serve"]["capacity"],
                     raw=tuple(sorted((k, json.loads(json.dumps(v))) for k, v in p.items())))
 
 

@@ -1,0 +1,6 @@
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("aiortc")
+pytest.importorskip("aiohttp")
