@@ -244,6 +244,11 @@ class Server:
         app.router.add_get("/status", self.status)
         app.router.add_post("/offer", self.offer)
 
+        async def on_startup(app):  # the example avatar is ready before the first visitor
+            asyncio.ensure_future(self.example_avatar())
+
+        app.on_startup.append(on_startup)
+
         async def on_shutdown(app):
             await asyncio.gather(*(s.close("server shutdown") for s in list(self.sessions.values())))
 
