@@ -36,6 +36,8 @@ class Frame:
     image: np.ndarray  # [H, W, 3] uint8 RGB, owned by the frame
     audio: np.ndarray  # [n] float32 16 kHz mono: the samples that play with this frame
     motion: np.ndarray  # the family's motion row this frame was rendered from (builtin: MOTION_FIELDS)
+    sample: int = 0  # timeline position (16 kHz samples) of the frame's first audio sample
+    pushed: int = 0  # how many of its audio samples were pushed speech (the rest: idle silence)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class AudioTimeline:
         self.size = 0
         self.ended = False
         self.speech: list[list[int]] = []  # [timeline start, samples] of pushed (not inserted) audio
+        self.speech_trimmed = 0  # pushed samples in runs trimmed away
 
     @property
     def available(self) -> int:
@@ -92,16 +95,23 @@ class AudioTimeline:
         self.size = min(self.size, n - self.base)
         self.speech = [[s, min(c, n - s)] for s, c in self.speech if s < n]
 
+    def mark(self) -> int:
+        """The timeline position of the end of what has been appended so far."""
+        return self.available
+
     def trim(self, before: int) -> None:
         drop = before - self.base
+        keep = [run for run in self.speech if run[0] + run[1] > before] or self.speech[-1:]
+        self.speech_trimmed += sum(c for s, c in self.speech) - sum(c for s, c in keep)
+        self.speech = keep
         if drop > SAMPLE_RATE_HZ:  # in steps of at least a second
             self.buf[:self.size - drop] = self.buf[drop:self.size].copy()
             self.size -= drop
             self.base = before
 
     def speech_before(self, n: int) -> int:
-        """Pushed samples (not inserted silence) in timeline [0, n)."""
-        return int(sum(max(0, min(c, n - s)) for s, c in self.speech))
+        """Pushed samples (not inserted silence) in timeline [0, n), for n past what was trimmed."""
+        return self.speech_trimmed + int(sum(max(0, min(c, n - s)) for s, c in self.speech))
 
 
 def sample_of_frame(i: int, fps: float) -> int:
@@ -225,6 +235,12 @@ class Stream:
                 self._first_push = time.perf_counter()
             self.timeline.append(x)
             self._lock.notify_all()
+
+    def mark(self) -> int:
+        """Timeline position (16 kHz samples) just after the audio pushed so far: a frame with
+        `frame.sample + len(frame.audio) >= mark` plays the end of it (voice agents: segment ends)."""
+        with self._lock:
+            return self.timeline.mark()
 
     def end_of_speech(self) -> None:
         """No more audio: the last frames come out without waiting for more."""
@@ -385,7 +401,9 @@ class Stream:
         with self._lock:
             if self.timeline.ended and i + 1 >= self._motion.total_frames(self.timeline):
                 b = self.timeline.available  # the last frame carries the clip's tail
-        frame = Frame(i, i / self.fps, image, self.timeline.read(a, b), row)
+        with self._lock:
+            pushed = self.timeline.speech_before(b) - self.timeline.speech_before(a)
+        frame = Frame(i, i / self.fps, image, self.timeline.read(a, b), row, a, pushed)
         with self._lock:
             self._next_row = i + 1
             while len(self._out) >= self.queue_frames and not self._closed and not self._interrupt:
