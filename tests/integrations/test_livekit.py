@@ -127,3 +127,14 @@ def test_interruption_reports_and_closes_the_mouth(avatar, speech_path):
     last_audio = max(i for i, x in enumerate(out) if isinstance(x, rtc.AudioFrame))
     assert sum(isinstance(x, rtc.VideoFrame) for x in out[:last_audio]) <= 26
     assert 20 <= len(audio) <= 26 and all(a.sample_rate == 16000 for a in audio)
+
+
+def test_example_worker_builds_on_these_apis():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "livekit_avatar_worker.py"
+    spec = importlib.util.spec_from_file_location("livekit_avatar_worker", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports resolve against the installed framework
+    assert asyncio.iscoroutinefunction(module.main)
