@@ -342,7 +342,7 @@ class Stream:
             self._loop()
         except BaseException as exc:  # handed to the reader and the producer
             with self._lock:
-                self._error = exc if isinstance(exc, TalkrtError) else exc
+                self._error = exc
                 self._lock.notify_all()
 
     def _loop(self) -> None:

@@ -10,7 +10,6 @@ import time
 from contextlib import asynccontextmanager
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from talkrt.runtime.server import ServeOptions, Server, loopback_only_sdp
