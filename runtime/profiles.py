@@ -126,6 +126,7 @@ class Settings:
     precision: tuple[tuple[str, str], ...]
     stream: StreamSettings
     serve_capacity: int = 1
+    serve_steps: int = 4
     raw: tuple = ()  # the whole profile as sorted (key, value) pairs, for the build tools
 
     @property
@@ -143,6 +144,7 @@ def settings_from(p: dict[str, Any]) -> Settings:
                     fused_warp=p["runtime"]["fused_warp"], streams=p["runtime"]["streams"],
                     frame_slots=p["runtime"]["frame_slots"], precision=tuple(sorted(p["precision"].items())),
                     stream=StreamSettings(**p["stream"]), serve_capacity=p["serve"]["capacity"],
+                    serve_steps=p["serve"]["steps"],
                     raw=tuple(sorted((k, json.loads(json.dumps(v))) for k, v in p.items())))
 
 

@@ -4,7 +4,7 @@
     POST /offer     {"sdp", "type", "portrait"?: data URL} -> {"sdp", "type", "session"}   (aiortc's idiom)
     GET  /status    {"sessions", "capacity"}
 
-Each session is one Stream (live clock, drop policy) on its own worker thread, fed by the peer's
+Each session is one Stream (live clock, wait policy) on its own worker thread, fed by the peer's
 audio track and sending the avatar's video and the speech audio back. Admission control: at most
 `capacity` sessions (the profile's measured [serve] capacity, or --max-sessions below it); beyond it
 a new offer gets 503 "busy" and running sessions are untouched. Safe by default: binds to
@@ -90,7 +90,12 @@ class Session:
 
         self.id = uuid.uuid4().hex[:12]
         self.server, self.started = server, time.perf_counter()
-        self.stream = Stream(avatar, live=True, policy="drop")
+        from talkrt.runtime.motion import MotionControls
+
+        # sessions sample the profile's [serve] steps: more of them fit the device at the same latency
+        # `wait`: a busy event loop holds the stream back instead of dropping frames, whose audio
+        # would go with them and shift the audio track against the video
+        self.stream = Stream(avatar, MotionControls(steps=server.settings.serve_steps), live=True, policy="wait")
         self.pc = RTCPeerConnection()
         self.audio_out = SpeechAudioTrack()
         self.video_out = AvatarVideoTrack(self.stream, self.audio_out)

@@ -27,6 +27,7 @@ class AvatarVideoTrack(MediaStreamTrack):
     def __init__(self, stream: Stream, audio: "SpeechAudioTrack", on_first_frame=None):
         super().__init__()
         self.stream, self.audio, self.on_first_frame = stream, audio, on_first_frame
+        self.next_index = self.next_sample = 0
 
     async def recv(self) -> av.VideoFrame:
         frame = None
@@ -41,6 +42,10 @@ class AvatarVideoTrack(MediaStreamTrack):
                 await asyncio.sleep(0.005)
         if frame.index == 0 and self.on_first_frame is not None:
             self.on_first_frame()
+        if frame.index > self.next_index:  # frames dropped (drop policy): keep the audio on the video clock
+            gap = frame.sample - self.next_sample
+            self.audio.feed(frame.index, np.zeros(max(0, gap), np.float32))
+        self.next_index, self.next_sample = frame.index + 1, frame.sample + len(frame.audio)
         self.audio.feed(frame.index, frame.audio)
         out = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
         out.pts = int(round(frame.pts_s * VIDEO_CLOCK_HZ))
