@@ -142,6 +142,24 @@ class RateConverter:
         return model_frame
 
 
+class RatedMotionStream:
+    """What every family's motion stream shares with runtime/stream.py's contract: frames emitted so
+    far (through `self.rate`, a RateConverter) and the clip's frame count once the audio has ended.
+    Families add advance(audio), samples_needed(), samples_held() and rewind(frame, audio)."""
+
+    fps: float
+    rate: RateConverter
+
+    @property
+    def frames_done(self) -> int:
+        return self.rate.done
+
+    def total_frames(self, audio) -> float:
+        from talkrt.runtime.audio_enc import frames_for
+
+        return frames_for(audio.available, self.fps) if audio.ended else float("inf")
+
+
 MOTION_MODELS = ("diffusion", "heuristic")
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from talkrt.runtime.audio_enc import FeatureStream, frames_for
 from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
-from talkrt.runtime.motion import FIELD, MOTION_FIELDS, MotionControls, MotionPlan, RateConverter, open_motion
+from talkrt.runtime.motion import (FIELD, MOTION_FIELDS, MotionControls, MotionPlan, RatedMotionStream, RateConverter,
+                                   open_motion)
 
 MOUTH_FIELDS = [FIELD[k] for k in ("jaw_open", "lip_spread", "lip_round", "lip_press")]
 SPEECH_FLOOR_DB = -55.0  # below this a frame is never speech
@@ -28,7 +29,7 @@ def plan_for(settings, fps: float) -> MotionPlan:
     return MotionPlan(fps=fps, stride=st.stride, lookahead_frames=int(round(st.lookahead_ms / 1000 * fps)))
 
 
-class BuiltinMotionStream:
+class BuiltinMotionStream(RatedMotionStream):
     """audio timeline -> motion rows at the avatar's fps, incrementally (runtime/stream.py's contract:
     advance, frames_done, total_frames, samples_needed, samples_held, rewind)."""
 
@@ -44,14 +45,7 @@ class BuiltinMotionStream:
         self.speech_base = 0
         self.rate = RateConverter(self.model_fps, fps, len(MOTION_FIELDS))
 
-    @property
-    def frames_done(self) -> int:
-        return self.rate.done
-
-    # the stream's contract -----------------------------------------------------------------------
-    def total_frames(self, audio) -> float:
-        return frames_for(audio.available, self.fps) if audio.ended else float("inf")
-
+    # the stream's contract (frames_done, total_frames: RatedMotionStream) -------------------------
     def samples_needed(self) -> int:
         return self.features.samples_for(self.inner.next + self.plan.stride + self.plan.lookahead_frames + 1)
 

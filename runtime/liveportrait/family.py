@@ -22,7 +22,7 @@ from talkrt.runtime.liveportrait import keypoints as kpm
 from talkrt.runtime.liveportrait.motion import JoyVASASampler, denormalize, load_template
 from talkrt.runtime.liveportrait.pipeline import CROP_SIZE, MOTION_FPS, Paster, check_folder, lp_crop, \
     relative_driving, source_image
-from talkrt.runtime.motion import RateConverter
+from talkrt.runtime.motion import RateConverter, RatedMotionStream
 from talkrt.runtime.stream import sample_of_frame
 
 TORCH_DEVICE: str | None = None  # torch backend device; None = the profile's CUDA device (tests set "cpu")
@@ -104,7 +104,7 @@ class LivePortraitRenderer:
         return np.clip(image.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-class LivePortraitMotionStream:
+class LivePortraitMotionStream(RatedMotionStream):
     """audio timeline -> JoyVASA motion rows (70-d, normalised) at the avatar's fps, incrementally."""
 
     def __init__(self, avatar, controls, settings):
@@ -121,13 +121,6 @@ class LivePortraitMotionStream:
         self.prev_m, self.prev_a = self.sampler.start_motion, self.sampler.start_audio
         self.history: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame, motion, audio) of recent windows
         self.rate = RateConverter(MOTION_FPS, self.fps, self.sampler.d)
-
-    @property
-    def frames_done(self) -> int:
-        return self.rate.done
-
-    def total_frames(self, audio) -> float:
-        return frames_for(audio.available, self.fps) if audio.ended else float("inf")
 
     def samples_needed(self) -> int:
         return sample_of_frame(self.next + self.stride + self.ahead, MOTION_FPS)
