@@ -274,6 +274,7 @@ class Stream:
         self._out.clear()
         self._rows.clear()
         self.timeline = AudioTimeline()
+        self._convert = _Converter()  # frees the resampler (a native object)
 
     def __enter__(self) -> "Stream":
         return self

@@ -68,7 +68,13 @@ class SpeechAudioTrack(MediaStreamTrack):
         self.ready = asyncio.Event()
         self.packet = int(AUDIO_OUT_HZ * AUDIO_PTIME_S)
 
+    def stop(self) -> None:
+        super().stop()
+        self.resampler = None  # a native object: freed with the session
+
     def feed(self, index: int, audio16k: np.ndarray) -> None:
+        if self.resampler is None:
+            return
         self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(audio16k)])
         if len(self.pending) >= self.packet:
             self.ready.set()
