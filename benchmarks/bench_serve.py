@@ -1,7 +1,8 @@
 """Serve benchmark: N loopback WebRTC clients (aiortc) against one `talkrt serve`, each streaming the
 example speech in real time; per client: first-frame latency as the client sees it (offer sent ->
-first decoded video frame), frames per second received, and the audio/video offset (arrival of the
-same media time on both tracks). N = 1, 2, ... until a client falls below real time (95 % of the frame
+first video frame), frames per second received, and the audio/video offset (arrival of the same
+media time on both tracks). The clients run on the same cores as the server, so by default they
+count the video frames they receive without decoding them (`--decode` decodes). N = 1, 2, ... until a client falls below real time (95 % of the frame
 rate, audio and video within 150 ms of each other); then one more
 session than the measured capacity must be refused with 503 while the others keep their rate.
 Prints a Markdown table and appends a JSON record to benchmarks/results/serve.jsonl.
@@ -25,6 +26,28 @@ from bench_e2e import commit, machine, versions  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25.0
 AV_LIMIT_MS = 150.0  # a session is real time at >= 95 % of the frame rate with audio and video within this
+
+
+class _CountingVideoDecoder:
+    """Stands in for the clients' VP8 decoder: one tiny frame per encoded frame, with its timestamp.
+    The clients share this machine's two cores with the server; a real viewer decodes elsewhere."""
+
+    def decode(self, encoded):
+        import fractions
+
+        import av
+
+        frame = av.VideoFrame(16, 16, "yuv420p")
+        frame.pts, frame.time_base = encoded.timestamp, fractions.Fraction(1, 90000)
+        return [frame]
+
+
+def skip_client_video_decoding() -> None:
+    import aiortc.rtcrtpreceiver as receiver
+
+    real = receiver.get_decoder
+    receiver.get_decoder = lambda codec: _CountingVideoDecoder() if codec.mimeType.lower().startswith("video/") \
+        else real(codec)
 
 
 async def client(url: str, speech: Path, seconds: float) -> dict:
@@ -131,10 +154,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--max", type=int, default=6)
     ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "serve.jsonl"))
+    ap.add_argument("--decode", action="store_true", help="clients decode the video too (their CPU then counts "
+                    "against the server's on this machine)")
     args = ap.parse_args()
+    if not args.decode:
+        skip_client_video_decoding()
     result = asyncio.run(main_async(args))
     record = {"bench": "serve", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit(), "machine": machine(),
-              "versions": versions(), "profile": args.profile, "family": "builtin", "size": [512, 512], **result}
+              "versions": versions(), "profile": args.profile, "family": "builtin", "size": [512, 512],
+              "clients_decode_video": args.decode, **result}
     Path(args.record).parent.mkdir(parents=True, exist_ok=True)
     with open(args.record, "a") as f:
         f.write(json.dumps(record) + "\n")
