@@ -104,25 +104,53 @@ async def run(n: int, url: str, speech: Path, seconds: float) -> list[dict]:
     return await asyncio.gather(*(client(url, speech, seconds) for _ in range(n)))
 
 
+class ServerProcess:
+    """`talkrt serve` in its own process (its event loop is not shared with the clients'), on a
+    copy of the profile whose [serve] capacity is the number to try."""
+
+    def __init__(self, profile: str, capacity: int, tmp: Path):
+        import socket
+        import subprocess
+
+        from talkrt.runtime.profiles import _profile_text
+
+        text = _profile_text(profile)
+        path = tmp / f"bench_{capacity}.toml"
+        path.write_text(text.replace("[serve]", "[serve_base]") + f"\n[serve]\ncapacity = {capacity}\n"
+                        if "[serve]" not in text else text)
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            self.port = sk.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "talkrt.runtime.cli", "serve", "--port", str(self.port),
+                                      "--profile", str(path)], cwd=tmp, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(2.0)  # the example avatar is prepared at start-up
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 async def main_async(args) -> dict:
-    from aiohttp import web
+    import tempfile
 
-    from talkrt.runtime.server import ServeOptions, Server
+    from talkrt.runtime.profiles import load_settings
 
-    server = Server(ServeOptions(profile=args.profile))
-    measured_cap = server.capacity
-    server.capacity = args.max  # the benchmark looks past the profile's figure
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await server.example_avatar()
-    await run(1, url, args.speech, 3.0)  # warm-up
+    measured_cap = load_settings(args.profile).serve_capacity
+    tmp = Path(tempfile.mkdtemp(prefix="talkrt_bench_serve_"))
+    server = ServerProcess(args.profile, args.max, tmp)
+    await run(1, server.url, args.speech, 3.0)  # warm-up
     rows, capacity = [], 0
     print("| sessions | real time | first frame ms (max) | fps received (min) | A/V offset ms (max abs) |\n|---|---|---|---|---|")
     for n in range(1, args.max + 1):
-        res = await run(n, url, args.speech, args.seconds)
+        res = await run(n, server.url, args.speech, args.seconds)
         ok = all(r["status"] == 200 and "fps" in r and r["fps"] >= 0.95 * FPS and abs(r["av_offset_ms"]) <= AV_LIMIT_MS
                  for r in res)
         row = {"sessions": n, "realtime": ok,
@@ -134,16 +162,18 @@ async def main_async(args) -> dict:
         if not ok:
             break
         capacity = n
+        await asyncio.sleep(1.0)  # the last sessions end
+    server.stop()
     # one session more than capacity: refused, the others unaffected
-    server.capacity = max(1, capacity)
-    res = await run(server.capacity + 1, url, args.speech, args.seconds)
+    cap = max(1, capacity)
+    server = ServerProcess(args.profile, cap, tmp)
+    res = await run(cap + 1, server.url, args.speech, args.seconds)
+    server.stop()
     refused = sum(r["status"] == 503 for r in res)
     served = [r for r in res if r["status"] == 200]
-    over = {"capacity": server.capacity, "refused": refused, "served_fps_min": min((r.get("fps", 0.0) for r in served),
-                                                                                     default=0.0)}
-    print(f"\ncapacity {server.capacity} (profile says {measured_cap}); at capacity + 1: {refused} refused (503), "
+    over = {"capacity": cap, "refused": refused, "served_fps_min": min((r.get("fps", 0.0) for r in served), default=0.0)}
+    print(f"\ncapacity {cap} (profile says {measured_cap}); at capacity + 1: {refused} refused (503), "
           f"the others at >= {over['served_fps_min']:.1f} fps")
-    await runner.cleanup()
     return {"rows": rows, "capacity": capacity, "profile_capacity": measured_cap, "over_capacity": over}
 
 
@@ -159,6 +189,9 @@ def main() -> None:
     args = ap.parse_args()
     if not args.decode:
         skip_client_video_decoding()
+    from talkrt.runtime.server import _restrict_ice_to_loopback
+
+    _restrict_ice_to_loopback()  # the clients, like the server, use loopback candidates only
     result = asyncio.run(main_async(args))
     record = {"bench": "serve", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit(), "machine": machine(),
               "versions": versions(), "profile": args.profile, "family": "builtin", "size": [512, 512],
