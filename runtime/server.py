@@ -104,9 +104,12 @@ class Session:
         self.tasks: list[asyncio.Task] = []
         self.closed = False
 
+        self.has_audio = False
+
         @self.pc.on("track")
         def on_track(track):
             if track.kind == "audio":
+                self.has_audio = True
                 self.tasks.append(asyncio.ensure_future(self._mic(track)))
 
         @self.pc.on("connectionstatechange")
@@ -123,6 +126,12 @@ class Session:
     async def _deadline(self) -> None:
         await asyncio.sleep(self.server.options.max_session_s)
         await self.close("session length limit")
+
+    async def _expect_audio(self) -> None:
+        """A peer that never sends an audio track is as silent as one that stops."""
+        await asyncio.sleep(self.server.options.silence_timeout_s)
+        if not self.has_audio:
+            await self.close("peer sent no audio")
 
     async def close(self, why: str = "closed") -> None:
         if self.closed:
@@ -232,7 +241,7 @@ class Server:
         except Exception as exc:
             await session.close(f"bad offer ({exc.__class__.__name__})")
             return web.json_response({"error": "the SDP offer could not be used"}, status=400)
-        session.tasks.append(asyncio.ensure_future(session._deadline()))
+        session.tasks += [asyncio.ensure_future(session._deadline()), asyncio.ensure_future(session._expect_audio())]
         return web.json_response({"sdp": session.pc.localDescription.sdp, "type": "answer", "session": session.id})
 
     def app(self):

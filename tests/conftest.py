@@ -55,3 +55,4 @@ def analyzer():
 @pytest.fixture(scope="session")
 def portrait_mesh(analyzer, portrait_rgb):
     return analyzer.analyze(portrait_rgb)
+

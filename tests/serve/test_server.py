@@ -193,6 +193,36 @@ def test_slow_video_consumer_drops_frames_and_keeps_the_queue_bounded(portrait_p
     assert all(a < b for a, b in zip(pts, pts[1:]))  # later frames, never stale ones replayed
 
 
+def test_silent_peers_and_long_sessions_are_ended(speech_path):
+    import aiohttp
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    async def main():
+        async with running(ServeOptions(silence_timeout_s=1.0, max_session_s=30)) as (server, url):
+            pc = RTCPeerConnection()  # receives, never sends audio
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            async with aiohttp.ClientSession() as s:
+                r = await s.post(url + "/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"})
+                answer = await r.json()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+            await asyncio.sleep(0.5)
+            alive = len(server.sessions)
+            await asyncio.sleep(1.5)
+            silent = len(server.sessions)
+            await pc.close()
+        async with running(ServeOptions(max_session_s=1.0)) as (server, url):
+            pc2, player, _, _, _ = await connect(url, speech_path)
+            await asyncio.sleep(2.0)
+            long = len(server.sessions)
+            await pc2.close()
+            player.audio.stop()
+        return alive, silent, long
+
+    assert asyncio.run(main()) == (1, 0, 0)
+
+
 def test_loopback_offer_keeps_only_loopback_candidates():
     sdp = "v=0\r\na=candidate:1 1 udp 1 192.0.2.7 5000 typ host\r\na=candidate:2 1 udp 1 127.0.0.1 5001 typ host\r\n"
     kept = loopback_only_sdp(sdp)
