@@ -180,6 +180,9 @@ def _run_serve(args) -> int:
     from talkrt.runtime.errors import OptionError
 
     try:
+        import aiohttp  # noqa: F401
+        import aiortc  # noqa: F401
+
         from talkrt.runtime.server import ServeOptions, serve
     except ImportError as exc:
         raise OptionError("serve", f"needs the serve extra: pip install 'talkrt[serve]' ({exc.name} is missing)") from None
