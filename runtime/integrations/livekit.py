@@ -27,6 +27,7 @@ class TalkrtVideoGenerator(VideoGenerator):
         self.stream = Stream(avatar, controls, live=True, policy="wait")  # TTS arrives in bursts: lose no frame
         self.segment_ends: deque[int] = deque()  # timeline positions where pushed segments end
         self.size = avatar.frame_size
+        self.epoch = 0  # interruptions so far: a frame read before one must not play its audio after it
 
     @staticmethod
     def avatar_options(avatar) -> AvatarOptions:
@@ -43,6 +44,7 @@ class TalkrtVideoGenerator(VideoGenerator):
 
     def clear_buffer(self) -> None:
         self.stream.interrupt()  # queued audio and frames go; the mouth closes
+        self.epoch += 1
         self.segment_ends.clear()  # the runner reports the interrupted playback itself
 
     async def aclose(self) -> None:
@@ -51,8 +53,11 @@ class TalkrtVideoGenerator(VideoGenerator):
     async def __aiter__(self):
         w, h = self.size
         async for f in self.stream.aframes():
+            epoch = self.epoch
             rgba = np.concatenate([f.image, np.full((h, w, 1), 255, np.uint8)], axis=2)
             yield rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, rgba.tobytes())
+            if epoch != self.epoch:  # interrupted while this frame was out: its speech is dropped too
+                continue
             if f.pushed:
                 pcm = (np.clip(f.audio, -1, 1) * 32767).astype(np.int16)
                 yield rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE_HZ, 1, len(pcm))

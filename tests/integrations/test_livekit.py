@@ -22,7 +22,8 @@ class Receiver(AudioReceiver):
 
     def __init__(self, frames):
         super().__init__()
-        self.frames, self.events = frames, []
+        self.frames, self.events, self.cleared = frames, [], False
+        self.on("clear_buffer", lambda: setattr(self, "cleared", True))  # the sender drops the rest, as LiveKit's does
 
     def notify_playback_started(self):
         self.events.append(("started",))
@@ -32,6 +33,8 @@ class Receiver(AudioReceiver):
 
     async def __aiter__(self):
         for f in self.frames:
+            if self.cleared:
+                return
             yield f
             await asyncio.sleep(0.005)
 
@@ -93,6 +96,30 @@ def test_generator_under_the_avatar_runner(avatar, speech_path):
     assert events[0] == ("started",)
     assert events[1][0] == "finished" and events[1][2] is False
     assert abs(events[1][1] - 1.5) < 0.1, events  # the runner counted the speech that played, from our audio frames
+
+
+def test_runner_interruption_is_reported_as_interrupted(avatar, speech_path):
+    speech = load_audio(speech_path)[: 4 * 16000]
+
+    async def main():
+        gen = TalkrtVideoGenerator(avatar)
+        receiver = Receiver(_tts_frames(speech) + [AudioSegmentEnd()])
+        runner = AvatarRunner(Room(), audio_recv=receiver, video_gen=gen,
+                              options=TalkrtVideoGenerator.avatar_options(avatar))
+        await runner.start()
+        await asyncio.sleep(1.5)
+        receiver.emit("clear_buffer")  # what the agent's interruption sends
+        await asyncio.sleep(1.0)
+        events = list(receiver.events)
+        await gen.aclose()
+        return events
+
+    events = asyncio.run(main())
+    assert events[0] == ("started",)
+    assert events[1][0] == "finished" and events[1][2] is True and events[1][1] < 3.0
+    # the cleared segment never "finishes" (an audio frame already inside the runner when the
+    # interruption lands may still make the runner report a new start: its own race, not ours)
+    assert not [e for e in events[2:] if e[0] == "finished"], events
 
 
 def test_interruption_reports_and_closes_the_mouth(avatar, speech_path):
