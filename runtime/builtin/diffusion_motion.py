@@ -29,6 +29,7 @@ COND_AUDIO, COND_GAZE, COND_PREV, COND_HEAD, COND_EMOTION = range(5)
 ENSEMBLE_WINDOWS = 4  # windows whose predictions of a frame are averaged (slow channels)
 SLOW = [FIELD[k] for k in ("smile", "brow_raise", "brow_furrow", "gaze_x", "gaze_y", "head_pitch", "head_yaw",
                            "head_roll", "head_tx", "head_ty", "head_scale")]
+HEAD = [FIELD[k] for k in ("head_pitch", "head_yaw", "head_roll", "head_tx", "head_ty", "head_scale")]
 NOISE_BLOCK = 64  # frames of initial noise drawn per RNG key
 PRIOR_FRAMES = 50.0  # weight of the prior speech level in the running mel mean (2 s at 25 fps)
 
@@ -205,6 +206,9 @@ class DiffusionMotionStream:
         if not out:
             return np.zeros((0, m.cfg["motion_dim"]), np.float32)
         rows = np.concatenate(out) * m.motion_std + m.motion_mean
+        # the model's head-intensity condition alone leaves a moving head at 0 (std 1-2 degrees
+        # measured): below 1 the intensity also scales the head pose, so 0 is a still head
+        rows[:, HEAD] *= min(1.0, self.controls.head_motion)
         return clip_motion(rows)
 
     def _ensemble(self, s: int, x: np.ndarray) -> np.ndarray:

@@ -57,3 +57,12 @@ def test_controls(feats):
         MotionControls(head_motion=-1)
     with pytest.raises(OptionError):
         open_motion("nope")
+
+
+def test_trained_model_head_motion_control(feats):
+    """--head-motion 0 is a still head, 2 visibly more than 1 (the trained model)."""
+    model = open_motion("diffusion")
+    head = [FIELD[k] for k in ("head_pitch", "head_yaw", "head_roll")]
+    runs = {hm: model.generate(feats, MotionControls(head_motion=hm, steps=4))[:, head] for hm in (0.0, 1.0, 2.0)}
+    assert np.abs(runs[0.0]).max() == 0
+    assert (runs[2.0].std(0) > 1.3 * runs[1.0].std(0)).sum() >= 2
