@@ -77,8 +77,9 @@ def avatar(portrait_path):
     return Avatar.prepare(portrait_path, AvatarOptions(crop=True))
 
 
-def test_generator_under_the_avatar_runner(avatar, speech_path):
-    speech = load_audio(speech_path)[: int(1.5 * 16000)]
+def _under_runner(avatar, speech: np.ndarray, clear_after_s: float | None, total_s: float) -> list:
+    """Run one TTS segment through the framework's AvatarRunner; optionally interrupt it (the
+    agent's clear_buffer) after `clear_after_s`; returns the receiver's playback events."""
 
     async def main():
         gen = TalkrtVideoGenerator(avatar)
@@ -86,35 +87,26 @@ def test_generator_under_the_avatar_runner(avatar, speech_path):
         runner = AvatarRunner(Room(), audio_recv=receiver, video_gen=gen,
                               options=TalkrtVideoGenerator.avatar_options(avatar))
         await runner.start()
-        await asyncio.sleep(3.5)
+        if clear_after_s is not None:
+            await asyncio.sleep(clear_after_s)
+            receiver.emit("clear_buffer")  # what the agent's interruption sends
+        await asyncio.sleep(total_s - (clear_after_s or 0.0))
         events = list(receiver.events)
-        receiver.frames = []
         await gen.aclose()
         return events
 
-    events = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_generator_under_the_avatar_runner(avatar, speech_path):
+    events = _under_runner(avatar, load_audio(speech_path)[: int(1.5 * 16000)], None, 3.5)
     assert events[0] == ("started",)
     assert events[1][0] == "finished" and events[1][2] is False
     assert abs(events[1][1] - 1.5) < 0.1, events  # the runner counted the speech that played, from our audio frames
 
 
 def test_runner_interruption_is_reported_as_interrupted(avatar, speech_path):
-    speech = load_audio(speech_path)[: 4 * 16000]
-
-    async def main():
-        gen = TalkrtVideoGenerator(avatar)
-        receiver = Receiver(_tts_frames(speech) + [AudioSegmentEnd()])
-        runner = AvatarRunner(Room(), audio_recv=receiver, video_gen=gen,
-                              options=TalkrtVideoGenerator.avatar_options(avatar))
-        await runner.start()
-        await asyncio.sleep(1.5)
-        receiver.emit("clear_buffer")  # what the agent's interruption sends
-        await asyncio.sleep(1.0)
-        events = list(receiver.events)
-        await gen.aclose()
-        return events
-
-    events = asyncio.run(main())
+    events = _under_runner(avatar, load_audio(speech_path)[: 4 * 16000], 1.5, 2.5)
     assert events[0] == ("started",)
     assert events[1][0] == "finished" and events[1][2] is True and events[1][1] < 3.0
     # the cleared segment never "finishes" (an audio frame already inside the runner when the
