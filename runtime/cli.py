@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--token", help="require this bearer token (Authorization header or ?token=)")
     v.add_argument("--max-sessions", type=int, help="sessions at once, below the profile's measured capacity")
     v.add_argument("--max-session-s", type=float, default=600.0, help="longest session in seconds (default 600)")
+    e = sub.add_parser("eval", help="measure a talking-face video against its photo and speech (needs talkrt[eval])")
+    e.add_argument("video", help="the video, or a folder of videos (batch: NAME.inputs.json or --portrait/--audio)")
+    e.add_argument("--portrait", help="the photo the video was made from")
+    e.add_argument("--audio", help="the speech (a file; in batch form also a folder of NAME.wav [+ NAME.txt])")
+    e.add_argument("--text", help="transcript of the speech (default: what pocketsphinx recognizes)")
+    e.add_argument("-o", "--output", help="folder for NAME.json and the report (default: VIDEO's folder/eval)")
+    e.add_argument("--identity-every", type=int, default=5, help="judge identity on every n-th frame (default 5)")
+    e.add_argument("--no-report", action="store_true", help="JSON only: no plots or contact sheet")
     w = sub.add_parser("weights", help="manage downloaded weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
     f = wsub.add_parser("fetch", help="download public checkpoints (needs network and huggingface_hub)")
@@ -204,6 +212,37 @@ def _run_prepare(args) -> int:
     return 0
 
 
+def _run_eval(args) -> int:
+    import json
+
+    from talkrt.runtime.errors import InputError, OptionError
+    from talkrt.runtime.evaluate.run import EvalOptions, batch_inputs, evaluate, headline, summarize
+
+    video = Path(args.video)
+    if not video.exists():
+        raise InputError(video, "no such file or folder")
+    out = Path(args.output) if args.output else (video if video.is_dir() else video.parent) / "eval"
+    options = EvalOptions(identity_every=args.identity_every, report=not args.no_report)
+    if video.is_dir():
+        jobs = batch_inputs(video, args.portrait, args.audio, args.text)
+    else:
+        if not args.portrait or not args.audio:
+            raise OptionError("--portrait/--audio", "both are needed to evaluate a video")
+        jobs = [{"video": str(video), "portrait": args.portrait, "audio": args.audio, "text": args.text}]
+    rows = []
+    for job in jobs:
+        row = evaluate(job["video"], job["portrait"], job["audio"], job.get("text"), out, options)
+        rows.append(row)
+        print(f"{Path(job['video']).name}: {headline(row)}")
+    if len(rows) > 1:
+        summary = {"summary": summarize(rows), "videos": [{k: v for k, v in r.items() if k not in ("series", "phones")}
+                                                           for r in rows]}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"mean of {len(rows)}: {headline(summary['summary'] | {'lipsync_envelope': {'r': summary['summary']['lipsync_envelope_r'], 'lag': summary['summary']['lipsync_envelope_lag']}, 'lipsync_phones': {'r': summary['summary']['lipsync_phones_r']}})}")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from talkrt.runtime.errors import TalkrtError
 
@@ -220,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_prepare(args)
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "eval":
+            return _run_eval(args)
         if args.command == "weights":
             from talkrt.runtime.liveportrait.weights import fetch
 
