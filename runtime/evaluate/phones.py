@@ -19,7 +19,8 @@ def _decoder(kind: str):
         raise OptionError("--text", "phone timings need pocketsphinx: pip install 'talkrt[eval]'") from None
     if kind not in _decoders:
         if kind == "align":
-            _decoders[kind] = Decoder(samprate=SAMPLE_RATE_HZ, bestpath=False, loglevel="FATAL")
+            _decoders[kind] = Decoder(samprate=SAMPLE_RATE_HZ, bestpath=False, loglevel="FATAL", beam=1e-80, wbeam=1e-60,
+                                      pbeam=1e-80)  # wide beams: a transcript is trusted
         else:
             _decoders[kind] = Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")
     return _decoders[kind]

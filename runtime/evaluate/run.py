@@ -98,7 +98,9 @@ def evaluate(video: str | Path, portrait: str | Path, audio: str | Path, text: s
     for i, rgb in enumerate(frames):
         if i >= MAX_FRAMES:
             raise InputError(video, f"is longer than {MAX_FRAMES} frames; evaluate a shorter clip")
-        face = faces.track(rgb) if i else faces.find(rgb, f"{video} (first frame)")
+        if i == 0:  # seed the tracker on the first frame, then measure it as every other frame
+            faces.find(rgb, f"{video} (first frame)")
+        face = faces.track(rgb)
         marks.append(face.landmarks)
         detected.append(face.detected)
         if i % options.identity_every == 0:
