@@ -1,20 +1,41 @@
-"""The `decode` stage of the builtin family: a synthetic mouth interior under the lips.
+"""The `decode` stage of the builtin family: the mouth interior under the driven lips.
 
-Inside the driven inner-lip polygon it paints a dark cavity, the upper and lower teeth as bands
-following the lip lines, and a shaded tongue; the result is blended in with a feathered mask.
-A closed mouth has a polygon of (almost) no area and gets nothing.
+The interior is drawn in mouth coordinates: u runs across the opening (-1 at the right corner,
++1 at the left), and depth is measured in mouth widths *below the upper lip* for the upper layer
+(upper teeth and their gum line, fixed to the skull) and *above the lower lip* for the lower layer
+(lower teeth and the tongue, carried by the jaw). Each layer is an RGBA texture made once per
+portrait, from the photo's own open mouth where it shows teeth, else drawn (separate teeth with
+their gaps, gum line and shading, a tongue). Per frame both layers are remapped into the opening
+over a dark cavity whose depth shades it. A closed mouth has (almost) no opening and gets a seam.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from talkrt.runtime.builtin import landmarks as L
 
-CAVITY_RGB = np.array([46, 14, 16], np.float32)
-TEETH_RGB = np.array([226, 220, 204], np.float32)
-TONGUE_RGB = np.array([164, 72, 76], np.float32)
+CAVITY_RGB = np.array([58, 18, 22], np.float32)
+TEETH_RGB = np.array([238, 230, 212], np.float32)
+GUM_RGB = np.array([196, 104, 108], np.float32)
+TONGUE_RGB = np.array([178, 84, 88], np.float32)
 SUBPIXEL = 4  # cv2.fillPoly shift=2
+TEX_W = 256  # texture columns over u in [-1, 1]
+TEX_PER_MW = 240  # texture rows per mouth width of depth
+UPPER_DEPTH = 0.24  # mouth widths of the upper layer
+LOWER_DEPTH = 0.20
+# upper incisors show this far below the upper lip at rest; the lip lifts to show more when wide open
+TEETH_SHOWN_CLOSED, TEETH_SHOWN_OPEN = 0.035, 0.10
+
+
+@dataclass(frozen=True)
+class MouthTextures:
+    upper: np.ndarray  # [Hu, TEX_W, 4] float32 RGB + alpha, row r = depth r / TEX_PER_MW below the upper lip
+    lower: np.ndarray  # [Hl, TEX_W, 4] above the lower lip
+    from_photo: bool
+    shown: float = 0.0  # photo textures: the depth the photo's own opening shows (mouth widths)
 
 
 def _poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
@@ -24,11 +45,115 @@ def _poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     return mask
 
 
-def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, teeth_rgb: np.ndarray = TEETH_RGB,
-                min_gap_px: float = 0.8) -> None:
-    """Paint the mouth interior into `frame` ([S, S, 3] uint8, in place) for displaced `points`."""
+# upper arch, centre outwards: (half-width in u, crown length in mouth widths, brightness)
+# (real incisors are ~0.19 of the mouth's width; the arch turns away, so outer teeth look narrower)
+_UPPER_TEETH = ((0.30, 0.165, 1.0), (0.22, 0.145, 0.93), (0.17, 0.150, 0.82), (0.13, 0.125, 0.66),
+                (0.10, 0.11, 0.52))
+_LOWER_TEETH = ((0.20, 0.06, 0.78), (0.19, 0.06, 0.72), (0.17, 0.065, 0.62), (0.14, 0.055, 0.5), (0.12, 0.05, 0.4))
+
+
+def _draw_row(rows: int, teeth, colour: np.ndarray, gum_rows: int, root_shadow: float) -> np.ndarray:
+    """RGBA of one dental row hanging down from row 0 (flip it for a standing row)."""
+    tex = np.zeros((rows, TEX_W, 4), np.float32)
+    u = np.linspace(-1, 1, TEX_W)
+    depth = np.arange(rows)[:, None] / TEX_PER_MW
+    edges = np.concatenate([[0.0], np.cumsum([w for w, _, _ in teeth])])
+    for k, (w, length, bright) in enumerate(teeth):
+        a, b = edges[k], edges[k + 1]
+        for sign in (1, -1):
+            inside = (sign * u >= a) & (sign * u < b)
+            if not inside.any():
+                continue
+            t = (sign * u[inside] - a) / (b - a)  # 0..1 across the tooth
+            # crown outline: rounded at the biting edge, canines pointed
+            tip = length * (1 - (0.35 if k == 2 else 0.12) * (2 * t - 1) ** 2)
+            inside_y = depth <= tip[None, :]
+            across = 0.80 + 0.20 * np.sin(np.pi * t) ** 0.3  # curvature: darker towards the gaps
+            along = np.clip(depth / max(root_shadow, 1e-6), 0, 1) * 0.3 + 0.7  # shadow under the lip
+            edge = 1 - 0.12 * np.clip((depth - 0.9 * tip[None, :]) / (0.1 * tip[None, :]), 0, 1)  # translucent tip
+            shade = bright * across[None, :] * along * edge
+            rgb = colour[None, None, :] * shade[..., None]
+            alpha = inside_y * np.clip((tip[None, :] - depth) * TEX_PER_MW, 0, 1)
+            cols = np.where(inside)[0]
+            tex[:, cols, :3] = rgb
+            tex[:, cols, 3] = alpha
+    # gum line: a scalloped pink band at the root, dipping between the teeth
+    if gum_rows > 0:
+        gaps = np.min(np.abs(np.abs(u)[:, None] - edges[None, :]), 1)
+        scallop = gum_rows * (0.5 + 0.5 * np.clip(1 - gaps / 0.04, 0, 1))
+        gum = np.arange(rows)[:, None] < scallop[None, :]
+        tex[gum, :3] = GUM_RGB * 0.85
+        tex[gum, 3] = np.maximum(tex[gum, 3], 0.9)
+    # beyond the last tooth the arch turns away into the dark
+    reach = edges[-1]
+    tex[..., 3] *= np.clip((reach - np.abs(u)) / 0.06, 0, 1)[None, :]
+    return tex
+
+
+def drawn_textures(teeth_rgb: np.ndarray = TEETH_RGB) -> MouthTextures:
+    """Synthetic layers: upper teeth with gum line; lower teeth in front of a tongue."""
+    hu, hl = int(UPPER_DEPTH * TEX_PER_MW), int(LOWER_DEPTH * TEX_PER_MW)
+    upper = _draw_row(hu, _UPPER_TEETH, teeth_rgb, gum_rows=3, root_shadow=0.03)
+    lower_teeth = _draw_row(hl, _LOWER_TEETH, teeth_rgb, gum_rows=0, root_shadow=0.02)[::-1]
+    # the tongue: a mound behind the lower teeth, lighter at its crest, darker at its sides
+    u = np.linspace(-1, 1, TEX_W)[None, :]
+    d = (hl - 1 - np.arange(hl))[:, None] / TEX_PER_MW  # depth above the lower lip
+    crest = 0.15 * np.sqrt(np.clip(1 - (u / 0.8) ** 2, 0, 1))
+    t_alpha = np.clip((crest - d) * TEX_PER_MW / 2, 0, 1)
+    t_shade = (0.72 + 0.28 * np.clip(d / np.maximum(crest, 1e-3), 0, 1)) * (1 - 0.35 * (u / 0.75) ** 2)
+    tongue = np.zeros((hl, TEX_W, 4), np.float32)
+    tongue[..., :3] = TONGUE_RGB * t_shade[..., None]
+    tongue[..., 3] = t_alpha
+    a = lower_teeth[..., 3:4]
+    lower = np.concatenate([lower_teeth[..., :3] * a + tongue[..., :3] * (1 - a),
+                            a + tongue[..., 3:4] * (1 - a)], -1)
+    return MouthTextures(upper.astype(np.float32), lower[::-1].copy().astype(np.float32), False)
+
+
+def _lip_curves(points: np.ndarray):
     upper = points[list(L.LIPS_UPPER_INNER)]
     lower = points[list(L.LIPS_LOWER_INNER)]
+    return upper, lower
+
+
+def photo_textures(crop: np.ndarray, points: np.ndarray, mouth_width: float) -> MouthTextures | None:
+    """Layers sampled from a photo whose open mouth shows teeth: the part below the upper lip becomes
+    the upper layer, the part above the lower lip the lower layer. None when the photo shows none."""
+    upper, lower = _lip_curves(points)
+    gaps = lower[1:-1, 1] - upper[1:-1, 1]
+    if gaps.max() < 0.06 * mouth_width or teeth_colour(crop, points) is TEETH_RGB:
+        return None
+    gap_mw = float(np.median(gaps[2:-2])) / mouth_width
+    mid_x = (upper[0, 0] + upper[-1, 0]) / 2
+    half = max((upper[-1, 0] - upper[0, 0]) / 2, 1.0)
+    u = np.linspace(-1, 1, TEX_W)
+    xs = (mid_x + u * half).astype(np.float32)
+    up_y = np.interp(xs, *_sorted(upper))
+    lo_y = np.interp(xs, *_sorted(lower))
+    # the photo's whole opening hangs from the upper lip as the upper layer (its teeth keep their
+    # place under the upper lip); opened wider than in the photo, the drawn lower layer shows below
+    rows = int(UPPER_DEPTH * TEX_PER_MW)
+    d = np.arange(rows)[:, None] / TEX_PER_MW * mouth_width
+    my = (up_y[None, :] + d).astype(np.float32)
+    mx = np.broadcast_to(xs[None, :], my.shape).astype(np.float32)
+    rgb = cv2.remap(crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    reach = (lo_y - up_y)[None, :]
+    alpha = np.clip((reach - d) / (0.03 * mouth_width), 0, 1)
+    alpha *= np.clip((1 - np.abs(u)) / 0.12, 0, 1)[None, :]  # the corners squeeze shut
+    upper_tex = np.concatenate([rgb, alpha[..., None]], -1).astype(np.float32)
+    return MouthTextures(upper_tex, drawn_textures(teeth_colour(crop, points)).lower, True, shown=gap_mw)
+
+
+def _sorted(line: np.ndarray):
+    order = np.argsort(line[:, 0])
+    return line[order, 0], line[order, 1]
+
+
+def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textures: MouthTextures | None = None,
+                min_gap_px: float = 0.8) -> None:
+    """Paint the mouth interior into `frame` ([H, W, 3] uint8, in place) for displaced `points`."""
+    textures = textures or _DEFAULT
+    upper, lower = _lip_curves(points)
     gap = float((lower[1:-1, 1] - upper[1:-1, 1]).max())
     if gap < min_gap_px:
         _paint_seam(frame, (upper + lower) / 2)
@@ -40,61 +165,56 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, teeth
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
-    off = np.array([x0, y0], np.float32)
     shape = (y1 - y0, x1 - x0)
-    up, lo = upper - off, lower - off
+    xx = np.arange(x0, x1, dtype=np.float32)
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+    mid_x = (upper[0, 0] + upper[-1, 0]) / 2
+    half = max((upper[-1, 0] - upper[0, 0]) / 2, 1.0)
+    u = np.clip((xx - mid_x) / half, -1, 1)
+    up_y = np.interp(xx, *_sorted(upper))[None, :]
+    lo_y = np.interp(xx, *_sorted(lower))[None, :]
+    opening = np.maximum(lo_y - up_y, 1.0)
+    gap_mw = gap / mouth_width
 
-    # cavity: darker towards the middle of the opening and towards the corners
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    mid_x = (up[0, 0] + up[-1, 0]) / 2
-    half_w = max((up[-1, 0] - up[0, 0]) / 2, 1.0)
-    side = np.clip(np.abs(xx - mid_x) / half_w, 0, 1)
-    up_y = np.interp(xx[0], up[:, 0], up[:, 1])[None, :]
-    lo_y = np.interp(xx[0], lo[:, 0], lo[:, 1])[None, :]
-    depth = np.clip((yy - up_y) / np.maximum(lo_y - up_y, 1.0), 0, 1)
-    shade = (0.75 + 0.25 * np.abs(depth - 0.5) * 2) * (1.0 - 0.45 * side ** 2)
-    img = CAVITY_RGB * shade[..., None]
+    # cavity: darkest in the middle of the opening and towards the corners
+    depth = np.clip((yy - up_y) / opening, 0, 1)
+    side = np.abs(u)[None, :]
+    shade = (0.55 + 0.45 * np.abs(depth - 0.45) * 2) * (1.0 - 0.5 * side ** 2)
+    img = CAVITY_RGB * np.clip(shade, 0.3, 1)[..., None]
 
-    # tongue: an ellipse resting on the lower lip, lighter at its top
-    tongue_h = max(0.0, min(0.35 * gap, 0.12 * mouth_width))
-    if tongue_h > 1.0:
-        t_mask = np.zeros(shape, np.uint8)
-        centre = (float(mid_x), float(lo[len(lo) // 2, 1] - 0.2 * tongue_h))
-        axes = (float(0.36 * mouth_width), float(tongue_h))
-        cv2.ellipse(t_mask, (round(centre[0] * SUBPIXEL), round(centre[1] * SUBPIXEL)),
-                    (round(axes[0] * SUBPIXEL), round(axes[1] * SUBPIXEL)), 0, 0, 360, 255, -1, cv2.LINE_AA, 2)
-        ta = cv2.GaussianBlur(t_mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
-        t_shade = np.clip(0.65 + 0.35 * (centre[1] + axes[1] - yy) / (2 * axes[1]), 0.6, 1.0)[..., None]
-        img = img * (1 - ta) + TONGUE_RGB * t_shade * (1 - 0.35 * side[..., None] ** 2) * ta
+    col = ((u + 1) / 2 * (TEX_W - 1)).astype(np.float32)[None, :]
+    open_share = float(np.clip(gap_mw / 0.3, 0, 1))
+    # lower layer: the lower lip hides the lower teeth until the jaw is well open
+    hide = 0.05 * (1 - float(np.clip((gap_mw - 0.10) / 0.20, 0, 1)))
+    d_lo = (lo_y - yy) / mouth_width + hide
+    lower_rgba = _sample(textures.lower, col, d_lo, shape)
+    img = img * (1 - lower_rgba[..., 3:]) + lower_rgba[..., :3] * lower_rgba[..., 3:]
+    # upper layer: the upper lip covers the teeth roots; it lifts a little as the mouth opens
+    if textures.from_photo:
+        cover = 0.0
+    else:
+        shown = TEETH_SHOWN_CLOSED + (TEETH_SHOWN_OPEN - TEETH_SHOWN_CLOSED) * open_share
+        cover = max(0.0, 0.165 - shown)
+    d_up = (yy - up_y) / mouth_width + cover
+    upper_rgba = _sample(textures.upper, col, d_up, shape)
+    img = img * (1 - upper_rgba[..., 3:]) + upper_rgba[..., :3] * upper_rgba[..., 3:]
+    # a soft shadow of the upper lip on whatever is just under it
+    lip_shadow = 1 - 0.25 * np.exp(-np.maximum(yy - up_y, 0) / (0.012 * mouth_width))
+    img *= lip_shadow[..., None]
 
-    # teeth: bands hanging from the upper lip and standing on the lower lip. They span the middle
-    # of the mouth (the corners show cavity), sit in the lip's shadow at the root and are a little
-    # translucent at the biting edge; the lower row is mostly hidden and darker.
-    for lip, height, share, direction, bright, span in ((up, 0.085, 0.45, 1.0, 1.0, 0.40),
-                                                        (lo, 0.035, 0.2, -1.0, 0.75, 0.26)):
-        band_h = min(height * mouth_width, share * gap)
-        if direction < 0:  # the lower row shows only in a wide-open mouth
-            band_h *= float(np.clip((gap / mouth_width - 0.10) / 0.1, 0, 1))
-        if band_h < 0.7:
-            continue
-        xs = np.linspace(mid_x - span * mouth_width, mid_x + span * mouth_width, 15)
-        order = np.argsort(lip[:, 0])
-        root = np.interp(xs, lip[order, 0], lip[order, 1])
-        profile = np.sqrt(np.clip(1.0 - ((xs - mid_x) / (span * mouth_width)) ** 2, 0.0, 1.0)) * 0.7 + 0.3
-        edge = root + direction * band_h * profile
-        band = np.concatenate([np.stack([xs, root], 1), np.stack([xs, edge], 1)[::-1]]).astype(np.float32)
-        b_mask = cv2.GaussianBlur(_poly_mask(shape, band), (3, 3), 0).astype(np.float32)[..., None] / 255.0
-        root_y = np.interp(xx[0], xs, root)[None, :]
-        v = np.clip(direction * (yy - root_y) / band_h, 0, 1)  # 0 at the root, 1 at the biting edge
-        along = 0.78 + 0.22 * np.clip(v / 0.35, 0, 1) - 0.12 * np.clip((v - 0.75) / 0.25, 0, 1)
-        gaps = 1.0 - 0.05 * (np.cos((xx - mid_x) / (0.09 * mouth_width) * np.pi) > 0.95)
-        t_shade = bright * along * (1.0 - 0.35 * side ** 2) * gaps
-        img = img * (1 - b_mask) + teeth_rgb * t_shade[..., None] * b_mask
-
+    off = np.array([x0, y0], np.float32)
     alpha = _poly_mask(shape, poly - off).astype(np.float32) / 255.0
     alpha = cv2.GaussianBlur(alpha, (3, 3), 0)[..., None]
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + img * alpha, 0, 255).astype(np.uint8)
+
+
+def _sample(tex: np.ndarray, col: np.ndarray, depth_mw: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[h, w, 4] texture values at texture column `col` and depth (mouth widths); zero outside."""
+    rows = (depth_mw * TEX_PER_MW).astype(np.float32)
+    mx = np.broadcast_to(col, shape).astype(np.float32)
+    my = np.broadcast_to(rows, shape).astype(np.float32)
+    return cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -149,3 +269,6 @@ def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l
 def _paint_seam(frame: np.ndarray, line: np.ndarray) -> None:
     """The soft dark line where closed lips meet."""
     _soft_line(frame, line, (96, 42, 44), 0.55, margin=3)
+
+
+_DEFAULT = drawn_textures()

@@ -20,7 +20,8 @@ import numpy as np
 
 from talkrt.kernels.mesh_warp import WarpGrid, backward_map, build_warp_grid
 from talkrt.runtime.builtin import landmarks as L
-from talkrt.runtime.builtin.mouth import fill_mouth_opening, paint_eyelids, paint_mouth, teeth_colour
+from talkrt.runtime.builtin.mouth import (drawn_textures, fill_mouth_opening, paint_eyelids, paint_mouth,
+                                          photo_textures, teeth_colour)
 from talkrt.runtime.builtin.rig import Rig, build_rig
 from talkrt.runtime.motion import FIELD
 
@@ -74,7 +75,8 @@ class BuiltinRenderer:
         self.affine, crop_mesh = align_crop(rgb, mesh, size)
         crop = cv2.warpAffine(rgb, self.affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         rig = build_rig(crop_mesh, size)
-        self.teeth_rgb = teeth_colour(crop, rig.points)
+        # the photo's own teeth where its mouth shows them, else drawn ones in the photo's teeth colour
+        self.mouth = photo_textures(crop, rig.points, rig.mouth_width) or drawn_textures(teeth_colour(crop, rig.points))
         source = rgb
         # A mouth open in the photo is closed once, here, on a fine grid, and that closed face is
         # the rest pose: the per-frame warp then never has to collapse a region.
@@ -147,7 +149,7 @@ class BuiltinRenderer:
         return self.points + disp
 
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
-        paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.teeth_rgb)
+        paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.mouth)
         paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]])
 
     def paste(self) -> np.ndarray:

@@ -116,8 +116,9 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     upper_lip = set(L.LIPS_UPPER_OUTER[1:-1] + L.LIPS_UPPER_INNER[1:-1])
     lips = lower_lip | upper_lip | set(L.MOUTH_CORNERS)
 
-    # jaw: 1.0 opens the lips by ~0.26 mouth widths; the lower face follows, fading sideways
-    jaw_px = 0.26 * mouth_w
+    # jaw: 1.0 opens the lips by ~0.36 mouth widths (a wide-open vowel); the lower face and the chin
+    # follow, fading sideways
+    jaw_px = 0.36 * mouth_w
     lip_y = xy[14, 1]
     below = np.clip((y - corner_y) / max(lip_y - corner_y, 1.0), 0, 1)
     side = np.clip(1.2 - np.abs(x - mid_x) / (0.5 * face_w), 0, 1)
@@ -133,7 +134,7 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     # lips: spread pulls the corners out, round draws them in; cheeks near the corners follow
     near_mouth = np.exp(-(((x - mid_x) / (0.6 * mouth_w)) ** 2 + ((y - corner_y) / (0.45 * mouth_w)) ** 2))
     rel = (x - mid_x) / (0.5 * mouth_w)
-    for name, amount in (("lip_spread", 0.12), ("lip_round", -0.16)):
+    for name, amount in (("lip_spread", 0.20), ("lip_round", -0.30)):
         w = np.where(np.isin(mesh_idx, list(lips)), 1.0, 0.5 * near_mouth[:N_MESH])
         b(name)[:N_MESH, 0] = amount * 0.5 * mouth_w * np.clip(rel[:N_MESH], -1.2, 1.2) * w
     # round also pushes the lips a little apart (a small rounded opening)
