@@ -150,13 +150,16 @@ def _sorted(line: np.ndarray):
 
 
 def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textures: MouthTextures | None = None,
-                min_gap_px: float = 0.8) -> None:
-    """Paint the mouth interior into `frame` ([H, W, 3] uint8, in place) for displaced `points`."""
+                min_gap_px: float = 0.8, seam: bool = True) -> None:
+    """Paint the mouth interior into `frame` ([H, W, 3] uint8, in place) for displaced `points`.
+    A closed mouth gets a soft seam only when `seam` (the photo's open mouth was closed by the warp;
+    a photo with closed lips already has its own lip line)."""
     textures = textures or _DEFAULT
     upper, lower = _lip_curves(points)
     gap = float((lower[1:-1, 1] - upper[1:-1, 1]).max())
     if gap < min_gap_px:
-        _paint_seam(frame, (upper + lower) / 2)
+        if seam:
+            _paint_seam(frame, (upper + lower) / 2)
         return
     poly = np.concatenate([upper, lower[1:-1][::-1]])
     x0, y0 = np.floor(poly.min(0)).astype(int) - 2

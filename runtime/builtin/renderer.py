@@ -80,7 +80,11 @@ class BuiltinRenderer:
         source = rgb
         # A mouth open in the photo is closed once, here, on a fine grid, and that closed face is
         # the rest pose: the per-frame warp then never has to collapse a region.
-        if np.abs(rig.neutral).max() > 0.5:
+        # lips a pixel or two apart in the mesh are closed lips: leave them (and the photo) alone
+        self.closed_by_warp = bool(np.abs(rig.neutral).max() > 0.03 * rig.mouth_width)
+        if not self.closed_by_warp:
+            rig = build_rig(crop_mesh, size, close_mouth=False)
+        if self.closed_by_warp:
             filled = fill_mouth_opening(crop, rig.points, rig.mouth_width)
             fine = build_warp_grid(rig.points, size, step=2)
             m = backward_map(fine, rig.neutral, iterations=6)
@@ -96,6 +100,9 @@ class BuiltinRenderer:
             crop_mesh[:, :2] += rig.neutral[: len(crop_mesh)]
             rig = build_rig(crop_mesh, size, close_mouth=False)
         self.rig: Rig = rig
+        # closed lips may sit a pixel or two apart in the mesh: paint an interior only past that
+        inner_gap = rig.points[list(L.LIPS_LOWER_INNER[1:-1]), 1] - rig.points[list(L.LIPS_UPPER_INNER[1:-1]), 1]
+        self.rest_gap = float(max(inner_gap.max(), 0.0))
         step = max(1, size // options.grid)
 
         if options.crop_only:
@@ -145,11 +152,12 @@ class BuiltinRenderer:
         """Warp the source for one motion vector; returns the displaced control points (output px)."""
         disp = self.rig.displace(motion) @ self.lin.T
         m = backward_map(self.grid, disp)
-        cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_LINEAR, dst=self.work, borderMode=cv2.BORDER_REFLECT)
+        cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_CUBIC, dst=self.work, borderMode=cv2.BORDER_REFLECT)
         return self.points + disp
 
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
-        paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.mouth)
+        paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.mouth,
+                    min_gap_px=0.8 + self.rest_gap * self.scale, seam=self.closed_by_warp)
         paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]])
 
     def paste(self) -> np.ndarray:

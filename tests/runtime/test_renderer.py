@@ -68,3 +68,74 @@ def test_render_reuses_its_buffer(renderer):
     a = renderer.render(_motion())
     b = renderer.render(_motion(jaw_open=0.5))
     assert a is b  # the per-frame loop allocates no new frame
+
+
+@pytest.fixture(scope="module")
+def closed_mouth(analyzer):
+    """A second portrait with closed lips: Grace Hopper (public domain), as matplotlib ships it."""
+    mpl = pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(Path(mpl.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB"))
+    return rgb, BuiltinRenderer(rgb, analyzer.analyze(rgb).points, RenderOptions())
+
+
+def test_closed_mouth_photo_at_rest_is_the_photo(closed_mouth):
+    rgb, r = closed_mouth
+    assert not r.closed_by_warp
+    out = r.render(_motion())
+    # nothing moves at rest, so nothing is resampled or painted: the photo, pixel for pixel
+    assert np.array_equal(out, rgb)
+
+
+def test_face_keeps_its_sharpness_when_it_moves(closed_mouth):
+    import cv2
+
+    rgb, r = closed_mouth
+    out = r.render(_motion(head_yaw=4, head_pitch=-3, head_roll=2, head_tx=0.01)).copy()
+    x0, y0, x1, y1 = r.roi
+    pts = r.points + [x0, y0]
+    lo, hi = pts[list(L.FACE_OVAL)].min(0).astype(int), pts[list(L.FACE_OVAL)].max(0).astype(int)
+    box = (slice(lo[1] + 20, hi[1] - 20), slice(lo[0] + 20, hi[0] - 20))
+    lap = lambda im: cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var()
+    assert np.abs(out[box].astype(float) - rgb[box]).mean() > 3  # it did move
+    assert lap(out[box]) > 0.85 * lap(rgb[box])
+
+
+def test_rounding_narrows_and_spreading_widens_the_mouth(renderer):
+    width = lambda m: np.linalg.norm(np.subtract(*renderer.warp(m)[[61, 291]]))
+    rest = width(_motion(jaw_open=0.3))
+    assert width(_motion(jaw_open=0.3, lip_round=1.0)) < 0.88 * rest
+    assert width(_motion(jaw_open=0.3, lip_spread=1.0)) > 1.08 * rest
+
+
+def test_photo_teeth_are_the_open_mouths_teeth(renderer, portrait_rgb):
+    # the example smiles with its teeth showing: the open mouth shows those teeth, not drawn ones
+    assert renderer.mouth.from_photo
+    import cv2
+
+    m = _motion(jaw_open=0.5)
+    pts = renderer.warp(m)
+    opened = renderer.render(m).copy()
+    poly = np.concatenate([pts[list(L.LIPS_UPPER_INNER)], pts[list(L.LIPS_LOWER_INNER[1:-1])][::-1]])
+    inside = np.zeros(opened.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(poly).astype(np.int32)], 1)
+    px = opened[inside > 0].astype(float)
+    teeth = px[px.min(1) > 150]
+    assert len(teeth) > 50
+    photo_teeth = renderer.mouth.upper[..., :3][renderer.mouth.upper[..., 3] > 0.9].reshape(-1, 3)
+    bright = photo_teeth[photo_teeth.min(1) > 150]
+    assert np.abs(np.median(teeth, 0) - np.median(bright, 0)).max() < 25
+
+
+def test_drawn_teeth_are_separate_teeth(closed_mouth):
+    _, r = closed_mouth
+    assert not r.mouth.from_photo
+    tex = r.mouth.upper
+    row = tex[int(0.05 * 240), :, :3].mean(1) * tex[int(0.05 * 240), :, 3]  # across the upper teeth
+    arch = row[20:236]
+    # gaps between teeth: brightness dips (<= centre) at each boundary; 4 or more across the arch
+    lower = (arch[1:-1] <= arch[:-2]) & (arch[1:-1] <= arch[2:]) & (arch[1:-1] < 0.9 * arch.max())
+    assert lower.sum() >= 4
