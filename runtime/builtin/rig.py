@@ -143,6 +143,12 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     corner_w = np.exp(-(((np.abs(x - mid_x) - 0.5 * mouth_w) / (0.3 * mouth_w)) ** 2 + ((y - corner_y) / (0.3 * mouth_w)) ** 2))
     b("smile")[:N_MESH, 1] = -0.12 * mouth_w * corner_w[:N_MESH]
     b("smile")[:N_MESH, 0] = 0.06 * mouth_w * np.sign(x - mid_x)[:N_MESH] * corner_w[:N_MESH]
+    # and the cheeks: the round of each cheek (between the mouth corner and the eye) rises and bulges out
+    eye_y = float(xy[list(L.RIGHT_EYE_LOWER) + list(L.LEFT_EYE_LOWER), 1].mean())
+    cheek_y = eye_y + 0.45 * (corner_y - eye_y)
+    cheek_w = np.exp(-(((np.abs(x - mid_x) - 0.75 * mouth_w) / (0.45 * mouth_w)) ** 2 + ((y - cheek_y) / (0.35 * mouth_w)) ** 2))
+    b("smile")[:N_MESH, 1] += -0.09 * mouth_w * cheek_w[:N_MESH]
+    b("smile")[:N_MESH, 0] += 0.03 * mouth_w * np.sign(x - mid_x)[:N_MESH] * cheek_w[:N_MESH]
 
     # eyes: a blink compresses the eye opening onto the lower lid; gaze moves the irises
     for name, uppers, lower, iris in (("blink_r", L.RIGHT_EYE_UPPER, L.RIGHT_EYE_LOWER, L.RIGHT_IRIS),
@@ -156,20 +162,29 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
         b(name)[idx, 1] = 0.92 * (low_y(x[idx]) - y[idx])
         b(name)[list(lower[1:-1]), 1] = -0.06 * (low_y(x[list(lower[1:-1])]) - y[list(uppers[0])].mean())
         eye_w = float(np.linalg.norm(lo[-1] - lo[0]))
-        b("gaze_x")[idx, 0] = 0.16 * eye_w
-        b("gaze_y")[idx, 1] = 0.07 * eye_w
+        # a person looks about +-30 degrees sideways with the eyes alone: the iris travels ~0.28 of
+        # the eye's width; vertically less, and the upper lid follows it a little
+        b("gaze_x")[idx, 0] = 0.28 * eye_w
+        b("gaze_y")[idx, 1] = 0.12 * eye_w
+        b("gaze_y")[list(uppers[0]), 1] = 0.05 * eye_w
+        opening = float(np.median(low_y(x[list(uppers[0])]) - y[list(uppers[0])]))
+        # expressions around the eyes: a smile lifts the lower lid (the squint of a real smile), raised
+        # brows open the eye wider, a frown lowers the upper lid
+        b("smile")[list(lower[1:-1]), 1] += -0.22 * opening
+        b("brow_raise")[list(uppers[0]), 1] += -0.18 * opening
+        b("brow_furrow")[list(uppers[0]), 1] += 0.2 * opening
 
     # brows: raise lifts brows and the forehead above them; furrow pulls the inner ends in and down
     brows = list(L.RIGHT_BROW + L.LEFT_BROW)
     brow_y = y[brows].mean()
     lift = 0.045 * face_h
     above = np.clip(1.0 - (brow_y - y[:N_MESH]) / (0.35 * face_h), 0, 1) * (y[:N_MESH] < brow_y)
-    b("brow_raise")[:N_MESH, 1] = -lift * 0.5 * above
+    b("brow_raise")[:N_MESH, 1] += -lift * 0.5 * above
     b("brow_raise")[brows, 1] = -lift
     for ring_set, share in ((L.RIGHT_EYE_UPPER, (0.0, 0.05, 0.15)), (L.LEFT_EYE_UPPER, (0.0, 0.05, 0.15))):
         for ring, s in zip(ring_set, share):
-            b("brow_raise")[list(ring), 1] = -lift * s
-    b("brow_furrow")[brows, 1] = 0.02 * face_h
+            b("brow_raise")[list(ring), 1] += -lift * s
+    b("brow_furrow")[brows, 1] += 0.02 * face_h
     inner = list(L.BROW_INNER)
     b("brow_furrow")[inner, 0] = -0.035 * face_w * np.sign(x[inner] - centre[0])
     b("brow_furrow")[inner, 1] = 0.03 * face_h

@@ -139,3 +139,26 @@ def test_drawn_teeth_are_separate_teeth(closed_mouth):
     # gaps between teeth: brightness dips (<= centre) at each boundary; 4 or more across the arch
     lower = (arch[1:-1] <= arch[:-2]) & (arch[1:-1] <= arch[2:]) & (arch[1:-1] < 0.9 * arch.max())
     assert lower.sum() >= 4
+
+
+def test_gaze_moves_the_irises_over_a_persons_range(renderer):
+    pts = lambda m: renderer.warp(m)
+    rest = pts(_motion())
+    eye_w = np.linalg.norm(renderer.rig.points[33] - renderer.rig.points[133])
+    right = pts(_motion(gaze_x=1.0))
+    assert (right[468, 0] - rest[468, 0]) > 0.25 * eye_w  # about 30 degrees of eye turn
+    down = pts(_motion(gaze_y=1.0))
+    assert (down[468, 1] - rest[468, 1]) > 0.1 * eye_w
+
+
+def test_expressions_reach_cheeks_eyes_and_brows(renderer):
+    rest = renderer.warp(_motion())
+    happy = renderer.warp(_motion(smile=0.8)) - rest
+    eye_lower = list(L.RIGHT_EYE_LOWER[2:-2])
+    assert happy[eye_lower, 1].mean() < -0.5  # the lower lids rise (the squint of a real smile)
+    cheek = 50  # a point on the right cheek's round
+    assert happy[cheek, 1] < -1.0
+    frown = renderer.warp(_motion(brow_furrow=0.8)) - rest
+    assert frown[list(L.RIGHT_EYE_UPPER[0][2:-2]), 1].mean() > 0.5  # upper lids lower
+    raised = renderer.warp(_motion(brow_raise=0.8)) - rest
+    assert raised[list(L.RIGHT_EYE_UPPER[0][2:-2]), 1].mean() < -0.5  # eyes open wider
