@@ -33,6 +33,9 @@ class RenderOptions:
     size: int = 512  # crop side
     grid: int = 128  # flow grid side at crop scale (4-pixel cells at 512)
     crop_only: bool = False  # output the 512 crop instead of the whole photo
+    # sampling of moved pixels: bicubic keeps the photo's detail (Laplacian variance of the face
+    # 0.88 of the photo's vs 0.46 with bilinear); the GPU mesh-warp kernel samples bilinearly
+    cubic: bool = True
 
 
 def align_crop(rgb: np.ndarray, mesh: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +155,8 @@ class BuiltinRenderer:
         """Warp the source for one motion vector; returns the displaced control points (output px)."""
         disp = self.rig.displace(motion) @ self.lin.T
         m = backward_map(self.grid, disp)
-        cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_CUBIC, dst=self.work, borderMode=cv2.BORDER_REFLECT)
+        cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_CUBIC if self.options.cubic else cv2.INTER_LINEAR,
+                  dst=self.work, borderMode=cv2.BORDER_REFLECT)
         return self.points + disp
 
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
