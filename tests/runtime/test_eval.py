@@ -91,6 +91,9 @@ def test_head_pose_recovers_known_angles_and_stats():
     assert still["head_std_deg"] == 0 and still["head_step_deg"] == 0
     swing = M.pose_stats(np.stack([np.zeros(100), 3 * np.sin(np.arange(100) / 5), np.zeros(100)], 1))
     assert swing["head_yaw_std"] == pytest.approx(3 / np.sqrt(2), rel=0.05)
+    assert swing["head_std_smoothed_deg"] == pytest.approx(swing["head_yaw_std"], rel=0.1)  # slow motion stays
+    noisy = M.pose_stats(np.random.default_rng(0).normal(0, 1.0, (200, 3)))
+    assert noisy["head_std_smoothed_deg"] < 0.5 * noisy["head_std_deg"]  # frame noise mostly goes
 
 
 def test_jitter_aperture_width_eyes_on_synthetic_landmarks():
