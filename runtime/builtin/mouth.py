@@ -49,7 +49,7 @@ def _poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
 # (real incisors are ~0.19 of the mouth's width; the arch turns away, so outer teeth look narrower)
 _UPPER_TEETH = ((0.30, 0.165, 1.0), (0.22, 0.145, 0.93), (0.17, 0.150, 0.82), (0.13, 0.125, 0.66),
                 (0.10, 0.11, 0.52))
-_LOWER_TEETH = ((0.20, 0.06, 0.78), (0.19, 0.06, 0.72), (0.17, 0.065, 0.62), (0.14, 0.055, 0.5), (0.12, 0.05, 0.4))
+_LOWER_TEETH = ((0.20, 0.06, 0.92), (0.19, 0.06, 0.86), (0.17, 0.065, 0.76), (0.14, 0.055, 0.62), (0.12, 0.05, 0.5))
 
 
 def _draw_row(rows: int, teeth, colour: np.ndarray, gum_rows: int, root_shadow: float) -> np.ndarray:

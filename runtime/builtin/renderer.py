@@ -26,6 +26,7 @@ from talkrt.runtime.builtin.rig import Rig, build_rig
 from talkrt.runtime.motion import FIELD
 
 CROP_SCALE = 1.9  # crop side / face-oval extent
+REOPEN_MAX_MW = 0.3  # photo openings up to this (in mouth widths) with teeth showing are kept at rest
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,12 @@ class BuiltinRenderer:
                 source = np.clip(rgb + alpha * (back.astype(np.float32) - rgb), 0, 255).astype(np.uint8)
             crop_mesh = crop_mesh.copy()
             crop_mesh[:, :2] += rig.neutral[: len(crop_mesh)]
+            closing = rig.neutral
             rig = build_rig(crop_mesh, size, close_mouth=False)
+            if self.mouth.from_photo and self.mouth.shown < REOPEN_MAX_MW:
+                # a smile with teeth (not a wide-open mouth) stays the face's rest expression
+                rig.reopen = np.zeros_like(rig.points)
+                rig.reopen[:len(crop_mesh)] = -closing[:len(crop_mesh)]
         self.rig: Rig = rig
         # closed lips may sit a pixel or two apart in the mesh: paint an interior only past that
         inner_gap = rig.points[list(L.LIPS_LOWER_INNER[1:-1]), 1] - rig.points[list(L.LIPS_UPPER_INNER[1:-1]), 1]

@@ -41,6 +41,9 @@ class Rig:
     pivot: np.ndarray  # [3]
     face_width: float
     mouth_width: float
+    # a photo that smiles with its teeth keeps that mouth at rest: the rest pose is the closed face
+    # plus `reopen` (back to the photo's opening), which lip press takes away again
+    reopen: np.ndarray | None = None
 
     @property
     def n_points(self) -> int:
@@ -55,6 +58,8 @@ class Rig:
         if press > 0:
             expr -= press * float(np.clip(m[FIELD["jaw_open"]], 0, 1)) * self.bases[_EXPR_POS["jaw_open"]]
         local = self.points + self.neutral + expr
+        if self.reopen is not None:
+            local = local + self.reopen * (1.0 - press)
         pitch, yaw, roll = np.deg2rad(m[[FIELD["head_pitch"], FIELD["head_yaw"], FIELD["head_roll"]]])
         rot = _rotation(pitch, yaw, roll)
         p3 = np.concatenate([local, self.depth[:, None]], 1) - self.pivot

@@ -41,8 +41,25 @@ def test_jaw_opens_a_dark_mouth_and_closed_shows_none(renderer):
 def test_lip_press_overrides_the_jaw(renderer):
     y0, y1, x0, x1 = _mouth_box(renderer)
     pressed = renderer.render(_motion(jaw_open=0.8, lip_press=1.0)).copy()[y0:y1, x0:x1]
-    closed = renderer.render(_motion()).copy()[y0:y1, x0:x1]
+    closed = renderer.render(_motion(lip_press=1.0)).copy()[y0:y1, x0:x1]
     assert np.abs(pressed.astype(float) - closed).mean() < 2.0
+    pts = renderer.warp(_motion(jaw_open=0.8, lip_press=1.0))
+    gap = pts[list(L.LIPS_LOWER_INNER[1:-1]), 1] - pts[list(L.LIPS_UPPER_INNER[1:-1]), 1]
+    assert gap.max() < 1.0  # the lips meet
+
+
+def test_a_smile_with_teeth_stays_at_rest(renderer, portrait_rgb):
+    # the example smiles with its teeth: at rest the mouth is the photo's (open, teeth showing)
+    assert renderer.rig.reopen is not None
+    rest = renderer.warp(_motion())
+    gap = rest[list(L.LIPS_LOWER_INNER[1:-1]), 1] - rest[list(L.LIPS_UPPER_INNER[1:-1]), 1]
+    assert gap.max() > 0.1 * renderer.rig.mouth_width
+    y0, y1, x0, x1 = _mouth_box(renderer)
+    import cv2
+
+    crop = cv2.warpAffine(portrait_rgb, renderer.affine, (512, 512), flags=cv2.INTER_CUBIC)
+    frame = renderer.render(_motion()).copy()
+    assert np.abs(frame[y0:y1, x0:x1].astype(float) - crop[y0:y1, x0:x1]).mean() < 12  # close to the photo
 
 
 def test_blink_covers_the_eye(renderer):
