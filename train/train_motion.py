@@ -26,6 +26,7 @@ from talkrt.models.motion_dit import (COND_AUDIO, COND_EMOTION, COND_GAZE, COND_
 
 DROP = {COND_AUDIO: 0.1, COND_GAZE: 0.1, COND_PREV: 0.15, COND_HEAD: 0.1, COND_EMOTION: 0.1}
 MOUTH_WEIGHT = 3.0  # jaw, spread, round, press matter most for lip sync
+PRESS_WEIGHT = MOUTH_WEIGHT  # --press-weight
 
 
 class MotionData:
@@ -92,6 +93,7 @@ def loss_fn(model, batch, rng: torch.Generator):
     pred = model(x_t, t, audio, pm, pa, controls, mask)
     w = torch.ones(x0.shape[-1])
     w[:4] = MOUTH_WEIGHT
+    w[3] = PRESS_WEIGHT
     mse = ((pred - x0) ** 2 * w).mean()
     vel = (((pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])) ** 2 * w).mean()
     return mse + 0.5 * vel
@@ -108,6 +110,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="a tiny model (tests)")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning; same config)")
+    ap.add_argument("--press-weight", type=float, default=MOUTH_WEIGHT,
+                    help="loss weight of lip press (the other mouth channels keep MOUTH_WEIGHT)")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -117,6 +122,10 @@ def main() -> None:
     data = MotionData(args.data / "train.npz", cfg)
     held = MotionData(args.data / "heldout.npz", cfg, data.stats) if (args.data / "heldout.npz").exists() else None
     model = MotionDiT(cfg)
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+    global PRESS_WEIGHT
+    PRESS_WEIGHT = args.press_weight
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     budget = args.minutes * 60
     est_steps = args.steps or 100000
