@@ -127,6 +127,8 @@ class Settings:
     stream: StreamSettings
     serve_capacity: int = 1
     serve_steps: int = 4
+    render_cubic: bool = True  # builtin renderer: bicubic sampling of moved pixels
+    serve_cubic: bool = False  # the same for `talkrt serve` sessions
     raw: tuple = ()  # the whole profile as sorted (key, value) pairs, for the build tools
 
     @property
@@ -144,7 +146,8 @@ def settings_from(p: dict[str, Any]) -> Settings:
                     fused_warp=p["runtime"]["fused_warp"], streams=p["runtime"]["streams"],
                     frame_slots=p["runtime"]["frame_slots"], precision=tuple(sorted(p["precision"].items())),
                     stream=StreamSettings(**p["stream"]), serve_capacity=p["serve"]["capacity"],
-                    serve_steps=p["serve"]["steps"],
+                    serve_steps=p["serve"]["steps"], render_cubic=bool(p["render"].get("cubic", True)),
+                    serve_cubic=bool(p["serve"].get("cubic", False)),
                     raw=tuple(sorted((k, json.loads(json.dumps(v))) for k, v in p.items())))
 
 

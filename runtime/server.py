@@ -151,7 +151,11 @@ class Session:
 class Server:
     def __init__(self, options: ServeOptions = ServeOptions()):
         self.options = options
+        from dataclasses import replace
+
+        # served avatars render with the serve section's sampling (what the measured capacity assumed)
         self.settings = load_settings(options.profile)
+        self.settings = replace(self.settings, render_cubic=self.settings.serve_cubic)
         measured = self.settings.serve_capacity
         self.capacity = min(measured, options.max_sessions) if options.max_sessions else measured
         self.sessions: dict[str, Session] = {}

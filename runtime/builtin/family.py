@@ -106,7 +106,7 @@ class BuiltinFamily:
         return {"photo": photo, "mesh": mesh.astype(np.float32)}
 
     def _prototype(self, avatar) -> BuiltinRenderer:
-        opts = RenderOptions(grid=avatar.settings.grid, crop_only=avatar.options.crop)
+        opts = RenderOptions(grid=avatar.settings.grid, crop_only=avatar.options.crop, cubic=avatar.settings.render_cubic)
         return BuiltinRenderer(avatar.data["photo"], avatar.data["mesh"], opts)
 
     def renderer(self, avatar):
