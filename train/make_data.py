@@ -37,7 +37,6 @@ KOKORO_TRAIN = ["kokoro:en-us", "kokoro:en-gb", "kokoro:en-us", "kokoro:en-029"]
 KOKORO_HELDOUT = ["kokoro:en-us", "kokoro:en-gb-x-rp"]
 HELDOUT_VOICES = ["flite:awb", "flite:rms", "espeak:en-us+f5", "espeak:en-gb-x-gbclan+m7", "espeak:en-gb-x-gbcwmd+f3"]
 EMOTION_NAMES = list(EMOTIONS)
-_decoder = None
 
 
 def synthesize(voice: str, text: str, rng: np.random.Generator, tmp: Path) -> np.ndarray:
@@ -64,24 +63,15 @@ def synthesize(voice: str, text: str, rng: np.random.Generator, tmp: Path) -> np
 
 
 def align(audio: np.ndarray, text: str) -> list[tuple[str, float, float]] | None:
-    """Phones (name, start_s, end_s) of one sentence, or None when alignment fails."""
-    global _decoder
-    from pocketsphinx import Decoder
+    """Phones (name, start_s, end_s) of one sentence, or None when alignment fails (the same
+    two-pass pocketsphinx alignment that `talkrt eval` uses)."""
+    from talkrt.runtime.errors import OptionError
+    from talkrt.runtime.evaluate.phones import align as align_phones
 
-    if _decoder is None:
-        _decoder = Decoder(samprate=SR, bestpath=False, loglevel="FATAL", beam=1e-80, wbeam=1e-60, pbeam=1e-80)
-    words = " ".join(w.strip(".,;:!?").lower() for w in text.split())
-    raw = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-    d = _decoder
     try:
-        d.set_align_text(words)
-        d.start_utt(); d.process_raw(raw, full_utt=True); d.end_utt()
-        d.set_alignment()
-        d.start_utt(); d.process_raw(raw, full_utt=True); d.end_utt()
-        phones = [(p.name, p.start / 100.0, (p.start + p.duration) / 100.0) for w in d.get_alignment() for p in w]
-    except (RuntimeError, ValueError):
+        return align_phones(audio, text) or None
+    except OptionError:
         return None
-    return phones or None
 
 
 def speak_aligned(voice: str, sentences: list[str], rng: np.random.Generator, tmp: Path):
