@@ -238,7 +238,8 @@ def _run_eval(args) -> int:
         summary = {"summary": summarize(rows), "videos": [{k: v for k, v in r.items() if k not in ("series", "phones")}
                                                            for r in rows]}
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        print(f"mean of {len(rows)}: {headline(summary['summary'] | {'lipsync_envelope': {'r': summary['summary']['lipsync_envelope_r'], 'lag': summary['summary']['lipsync_envelope_lag']}, 'lipsync_phones': {'r': summary['summary']['lipsync_phones_r']}})}")
+        m = summary["summary"]
+        print(f"mean of {len(rows)}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items() if k != "videos"))
     print(f"wrote {out}")
     return 0
 
