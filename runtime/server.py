@@ -24,7 +24,7 @@ import logging
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -151,8 +151,6 @@ class Session:
 class Server:
     def __init__(self, options: ServeOptions = ServeOptions()):
         self.options = options
-        from dataclasses import replace
-
         # served avatars render with the serve section's sampling (what the measured capacity assumed)
         self.settings = load_settings(options.profile)
         self.settings = replace(self.settings, render_cubic=self.settings.serve_cubic)

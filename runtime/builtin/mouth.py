@@ -117,11 +117,12 @@ def _lip_curves(points: np.ndarray):
 
 
 def photo_textures(crop: np.ndarray, points: np.ndarray, mouth_width: float) -> MouthTextures | None:
-    """Layers sampled from a photo whose open mouth shows teeth: the part below the upper lip becomes
-    the upper layer, the part above the lower lip the lower layer. None when the photo shows none."""
+    """Layers for a photo whose open mouth shows teeth: its opening, hanging from the upper lip, is
+    the upper layer; the lower layer is drawn in its teeth colour. None when the photo shows none."""
     upper, lower = _lip_curves(points)
     gaps = lower[1:-1, 1] - upper[1:-1, 1]
-    if gaps.max() < 0.06 * mouth_width or teeth_colour(crop, points) is TEETH_RGB:
+    colour = teeth_colour(crop, points)
+    if gaps.max() < 0.06 * mouth_width or colour is TEETH_RGB:
         return None
     gap_mw = float(np.median(gaps[2:-2])) / mouth_width
     mid_x = (upper[0, 0] + upper[-1, 0]) / 2
@@ -141,7 +142,7 @@ def photo_textures(crop: np.ndarray, points: np.ndarray, mouth_width: float) -> 
     alpha = np.clip((reach - d) / (0.03 * mouth_width), 0, 1)
     alpha *= np.clip((1 - np.abs(u)) / 0.12, 0, 1)[None, :]  # the corners squeeze shut
     upper_tex = np.concatenate([rgb, alpha[..., None]], -1).astype(np.float32)
-    return MouthTextures(upper_tex, drawn_textures(teeth_colour(crop, points)).lower, True, shown=gap_mw)
+    return MouthTextures(upper_tex, drawn_textures(colour).lower, True, shown=gap_mw)
 
 
 def _sorted(line: np.ndarray):

@@ -88,7 +88,7 @@ class BuiltinRenderer:
         self.closed_by_warp = bool(np.abs(rig.neutral).max() > 0.03 * rig.mouth_width)
         if not self.closed_by_warp:
             rig = build_rig(crop_mesh, size, close_mouth=False)
-        if self.closed_by_warp:
+        else:
             filled = fill_mouth_opening(crop, rig.points, rig.mouth_width)
             fine = build_warp_grid(rig.points, size, step=2)
             m = backward_map(fine, rig.neutral, iterations=6)

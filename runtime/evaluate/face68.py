@@ -57,17 +57,20 @@ class Face68:
         return self.shaper(rgb, rect)
 
     def find(self, rgb: np.ndarray, what: str) -> Face:
-        """The largest face of a photo; InputError when there is none."""
+        """The largest face of a photo; InputError when there is none. Does not touch the tracker."""
         boxes = self._detect(rgb, 1)
         if not boxes:
             raise InputError(what, "dlib finds no face in it")
         box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        self._box = box
         return Face(self._points(self._shape(rgb, box)), box, True)
 
+    def start_tracking(self, face: Face) -> None:
+        """`track` follows this face from now on."""
+        self._box = face.box
+
     def track(self, rgb: np.ndarray) -> Face:
-        """The face nearest the previous one (the photo's, at first); where the detector misses it,
-        the previous box is reused so that every frame has landmarks."""
+        """The face nearest the previous one (from `start_tracking` at first); where the detector
+        misses it, the previous box is reused so that every frame has landmarks."""
         prev = self._box
         cx, cy, size = (prev[0] + prev[2]) / 2, (prev[1] + prev[3]) / 2, prev[2] - prev[0]
         near = [b for b in self._detect(rgb, 0) if abs((b[0] + b[2]) / 2 - cx) + abs((b[1] + b[3]) / 2 - cy) < size]

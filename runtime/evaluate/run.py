@@ -99,7 +99,7 @@ def evaluate(video: str | Path, portrait: str | Path, audio: str | Path, text: s
         if i >= MAX_FRAMES:
             raise InputError(video, f"is longer than {MAX_FRAMES} frames; evaluate a shorter clip")
         if i == 0:  # seed the tracker on the first frame, then measure it as every other frame
-            faces.find(rgb, f"{video} (first frame)")
+            faces.start_tracking(faces.find(rgb, f"{video} (first frame)"))
         face = faces.track(rgb)
         marks.append(face.landmarks)
         detected.append(face.detected)
