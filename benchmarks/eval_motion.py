@@ -43,7 +43,7 @@ def main() -> None:
     seconds = 0.0
     for i in range(min(args.limit, len(z["lengths"]))):
         audio = z["audio"][astarts[i]:astarts[i] + z["audio_lengths"][i]].astype(np.float32) / 32767
-        feats = encode(audio, 25.0)
+        feats = encode(audio, 25.0, phones=True)
         n = min(feats.frames, z["lengths"][i])
         truth.append(z["motion"][starts[i]:starts[i] + n])
         gaze = None if np.isnan(z["gaze"][i]).any() else tuple(float(v) for v in z["gaze"][i])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkrt.runtime.audio_io import SAMPLE_RATE_HZ
+from talkrt.runtime.phonetic import LOOKAHEAD_HOPS, N_PHONES, PhoneHops
+from talkrt.runtime.phonetic import WIN as PHONE_WIN
 
 HOP = 160  # 10 ms
 WIN = 512  # 32 ms
@@ -38,6 +40,7 @@ class AudioFeatures:
     centroid_hz: np.ndarray  # [T] spectral centroid of 300-4000 Hz
     f0_hz: np.ndarray  # [T] 0 where unvoiced
     voiced: np.ndarray  # [T] bool
+    phones: np.ndarray  # [T, 40] mean phone log-posteriors (runtime/phonetic.py), or [T, 0] when not asked for
 
     @property
     def frames(self) -> int:
@@ -47,7 +50,7 @@ class AudioFeatures:
         return AudioFeatures(self.fps, *(getattr(self, k)[a:b] for k in _ROW_FIELDS))
 
 
-_ROW_FIELDS = ("rms", "rms_db", "mel", "low_ratio", "high_ratio", "centroid_hz", "f0_hz", "voiced")
+_ROW_FIELDS = ("rms", "rms_db", "mel", "low_ratio", "high_ratio", "centroid_hz", "f0_hz", "voiced", "phones")
 
 
 def _mel_matrix(n_fft: int = WIN, n_mels: int = N_MELS, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
@@ -105,8 +108,10 @@ class FeatureStream:
     returns the newly completed frames. `audio` is any object with `available` (samples so far),
     `ended` and `read(a, b)` (zero-padded outside what exists), e.g. runtime/stream.py's timeline."""
 
-    def __init__(self, fps: float):
+    def __init__(self, fps: float, phones: bool = False):
         self.fps = fps
+        # phone posteriors from the pretrained acoustic model (30 ms more look-ahead), when asked for
+        self.phones = PhoneHops() if phones else None
         self.hop = 0  # next hop to compute
         self.frame = 0  # next frame to emit
         self.peak_rms = 0.0  # running peak of hop RMS (the voicing threshold's reference)
@@ -121,17 +126,24 @@ class FeatureStream:
 
     def samples_for(self, frames: int) -> int:
         """Timeline samples needed before frames 0..frames-1 are all complete."""
-        return self.first_hop(frames) * HOP + WIN // 2
+        last = self.first_hop(frames)  # the first hop of the next frame
+        if self.phones is not None:
+            return max(last * HOP + WIN // 2, self.phones.samples_for(last))
+        return last * HOP + WIN // 2
 
     def rewind(self, frame: int) -> None:
         """Recompute from `frame` on (the audio after it was replaced)."""
         self.hop, self.frame = self.first_hop(frame), frame
         self._pending = {}
+        if self.phones is not None:
+            self.phones.rewind(self.hop)
 
     def hops_ready(self, available: int, ended: bool) -> int:
         """Hops computable now: hop h needs samples up to h*HOP + WIN/2."""
         if ended:
             return available // HOP + 1
+        if self.phones is not None:
+            return max(0, (available - WIN // 2 - LOOKAHEAD_HOPS * HOP - (PHONE_WIN - PHONE_WIN // 2 - WIN // 2)) // HOP + 1)
         return max(0, (available - WIN // 2) // HOP + 1)
 
     def advance(self, audio) -> AudioFeatures | None:
@@ -154,6 +166,9 @@ class FeatureStream:
             feats["voiced"] = (feats["voicing"] > 0.45) & (feats["rms"] > np.maximum(LOUD_FLOOR, 0.1 * peak))
             feats["frame"] = frame
             del feats["voicing"]
+            if self.phones is not None:
+                feats["phones"] = self.phones.rows(audio, self.hop, stop)
+                self.phones.trim(stop)
             self.hop = stop
             done = self._collect([feats], total_frames if self.hop >= end_hop else None)
             if done is not None:
@@ -194,6 +209,8 @@ class FeatureStream:
         mean = lambda v: np.bincount(f, weights=v, minlength=n) / counts
         rms = np.sqrt(mean(hop["rms"] ** 2))
         mel = np.stack([mean(hop["mel"][:, i]) for i in range(N_MELS)], 1) if n else np.zeros((0, N_MELS))
+        phones = (np.stack([mean(hop["phones"][:, i]) for i in range(N_PHONES)], 1) if "phones" in hop and n
+                  else np.zeros((n, N_PHONES if self.phones is not None else 0)))
         voiced_hop = hop["voiced"]
         voiced = mean(voiced_hop.astype(np.float64)) >= 0.5
         f0 = np.where(voiced, np.bincount(f, weights=np.where(voiced_hop, hop["f0_hz"], 0), minlength=n)
@@ -208,6 +225,7 @@ class FeatureStream:
             centroid_hz=mean(hop["centroid_hz"]).astype(np.float32),
             f0_hz=f0.astype(np.float32),
             voiced=voiced,
+            phones=phones.astype(np.float32),
         )
 
 
@@ -227,12 +245,13 @@ class ArrayAudio:
 
 def concat_features(parts: list[AudioFeatures], fps: float) -> AudioFeatures:
     if not parts:
-        return AudioFeatures(fps, *(np.zeros((0, N_MELS) if k == "mel" else 0, np.bool_ if k == "voiced" else np.float32)
+        empty = {"mel": (0, N_MELS), "phones": (0, 0)}
+        return AudioFeatures(fps, *(np.zeros(empty.get(k, 0), np.bool_ if k == "voiced" else np.float32)
                                     for k in _ROW_FIELDS))
     return AudioFeatures(fps, *(np.concatenate([getattr(p, k) for p in parts]) for k in _ROW_FIELDS))
 
 
-def encode(audio: np.ndarray, fps: float) -> AudioFeatures:
+def encode(audio: np.ndarray, fps: float, phones: bool = False) -> AudioFeatures:
     """Speech features for each video frame of a whole clip (16 kHz mono float32): the stream, run once."""
-    out = FeatureStream(fps).advance(ArrayAudio(audio))
+    out = FeatureStream(fps, phones).advance(ArrayAudio(audio))
     return concat_features([out] if out is not None else [], fps)

@@ -116,13 +116,13 @@ def video_record(video: Path, audio: Path | None, analyzer: FaceAnalyzer, fps_ou
     """One training record (the make_data.py format) from a talking video."""
     meshes, fps = video_meshes(video, analyzer)
     motion = fit_coefficients(meshes)
-    feats = encode(load_audio(audio or video), fps_out)
+    feats = encode(load_audio(audio or video), fps_out, phones=True)
     t_src = np.arange(len(motion)) / fps
     t_out = np.arange(feats.frames) / fps_out
     motion = np.stack([np.interp(t_out, t_src, motion[:, k]) for k in range(motion.shape[1])], 1)
     head = float(np.clip(np.std(motion[:, FIELD["head_yaw"]]) / 2.0, 0.3, 1.8))
     return {"split": "train", "index": 0, "voice": f"video:{video.name}", "text": "", "mel": feats.mel.astype(np.float16),
-            "motion": motion.astype(np.float32), "head": head, "gaze": None, "emotion": 0, "phones": []}
+            "phones": feats.phones.astype(np.float16), "motion": motion.astype(np.float32), "head": head, "gaze": None, "emotion": 0, "aligned": []}
 
 
 def main() -> None:

@@ -150,14 +150,15 @@ def make_one(job: tuple[str, int, str]) -> dict | None:
     clean, phones = made
     clean_f = encode(clean, FPS)
     noisy = augment(clean, rng)
-    feats = encode(noisy, FPS)
+    feats = encode(noisy, FPS, phones=True)
     head = float(rng.uniform(0.3, 1.8))
     gaze = None if rng.random() < 0.6 else (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.3, 0.3)))
     emotion = "neutral" if rng.random() < 0.6 else EMOTION_NAMES[int(rng.integers(len(EMOTION_NAMES)))]
     motion = motion_targets(phones, clean_f.rms_db, clean_f.f0_hz, FPS, rng, head, gaze, emotion)
     rec = {"split": split, "index": index, "voice": voice, "text": text, "mel": feats.mel.astype(np.float16),
+           "phones": feats.phones.astype(np.float16),
            "motion": motion, "head": head, "gaze": gaze, "emotion": EMOTION_NAMES.index(emotion),
-           "phones": phones}
+           "aligned": phones}
     if split == "heldout":
         rec["audio"] = (noisy * 32767).astype(np.int16)
     return rec
@@ -167,6 +168,7 @@ def save_split(records: list[dict], path: Path) -> dict:
     lengths = np.array([len(r["mel"]) for r in records])
     arrays = {
         "mel": np.concatenate([r["mel"] for r in records]),
+        "phones": np.concatenate([r["phones"] for r in records]),
         "motion": np.concatenate([r["motion"] for r in records]).astype(np.float32),
         "lengths": lengths,
         "head": np.array([r["head"] for r in records], np.float32),

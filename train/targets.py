@@ -55,18 +55,33 @@ def ou_noise(rng: np.random.Generator, n: int, fps: float, tau_s: float, sigma: 
     return out
 
 
+BILABIALS = ("P", "B", "M")
+CLOSURE_RAMP_S = 0.05  # the lips meet this long before a bilabial and part this long after it
+
+
 def mouth_targets(phones: list[tuple[str, float, float]], n_frames: int, fps: float) -> np.ndarray:
-    """[T, 4] mouth parameters from (phone, start_s, end_s) by dominance-weighted coarticulation."""
+    """[T, 4] mouth parameters from (phone, start_s, end_s) by dominance-weighted coarticulation.
+
+    Lip press is the exception: blended with its neighbours a short p/b/m would only half-close
+    (press ~0.45 between two vowels), but the lips of a real speaker always meet for one. So press
+    is at least 1 throughout a bilabial, with a raised-cosine ramp of CLOSURE_RAMP_S either side."""
     t = (np.arange(n_frames) + 0.5) / fps
     num = np.zeros((n_frames, 4))
     den = np.full((n_frames, 1), 1e-6)
+    closure = np.zeros(n_frames)
     for name, start, end in phones:
         target, alpha, theta = VISEMES.get(name.upper(), VISEMES["SIL"])
         dist = np.maximum(np.maximum(start - t, t - end), 0.0)  # 0 inside the phone
         dom = alpha * np.exp(-theta * dist)[:, None]
         num += dom * np.array(target)
         den += dom
-    return num / den
+        if name.upper() in BILABIALS:
+            mid = (start + end) / 2  # a phone shorter than a frame still closes the nearest frame
+            dist = np.minimum(dist, np.maximum(np.abs(t - mid) - 0.5 / fps, 0.0))
+            closure = np.maximum(closure, 0.5 * (1 + np.cos(np.pi * np.minimum(dist / CLOSURE_RAMP_S, 1.0))))
+    out = num / den
+    out[:, 3] = np.maximum(out[:, 3], closure)
+    return out
 
 
 def _bump(n, fps, at_s, width_s):

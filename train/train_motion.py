@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from talkrt.models.motion_dit import (COND_AUDIO, COND_EMOTION, COND_GAZE, COND_HEAD, COND_PREV, N_CONDS,  # noqa: E402
                                              MotionDiT, MotionDiTConfig, alpha_bar)
 
+N_MELS = 40
 DROP = {COND_AUDIO: 0.1, COND_GAZE: 0.1, COND_PREV: 0.15, COND_HEAD: 0.1, COND_EMOTION: 0.1}
 MOUTH_WEIGHT = 3.0  # jaw, spread, round, press matter most for lip sync
 PRESS_WEIGHT = MOUTH_WEIGHT  # --press-weight
@@ -39,15 +40,26 @@ class MotionData:
         mel = z["mel"].astype(np.float32)
         mel = np.concatenate([mel[s:s + n] - mel[s:s + n].mean(0) for s, n in zip(self.starts, self.lengths)])
         motion = z["motion"].astype(np.float32)
+        # phone log-posteriors of the pretrained acoustic model (runtime/phonetic.py) follow the mel
+        # columns when the model is configured for them
+        phones = z["phones"].astype(np.float32) if cfg.audio_dim > N_MELS else None
+        if phones is not None and phones.shape[1] != cfg.audio_dim - N_MELS:
+            raise SystemExit(f"{path}: no phone posteriors for audio_dim {cfg.audio_dim} (rerun make_data.py)")
         if stats is None:
             stats = {"mel_std": mel.std(0).tolist(), "motion_mean": motion.mean(0).tolist(),
                      "motion_std": np.maximum(motion.std(0), 0.02).tolist()}
+            if phones is not None:
+                stats.update(phone_mean=phones.mean(0).tolist(), phone_std=np.maximum(phones.std(0), 0.05).tolist())
         self.stats = stats
         self.mel = mel / np.array(stats["mel_std"], np.float32)
+        if phones is not None:
+            self.mel = np.concatenate([self.mel, (phones - np.array(stats["phone_mean"], np.float32))
+                                       / np.array(stats["phone_std"], np.float32)], 1)
         self.motion = (motion - np.array(stats["motion_mean"], np.float32)) / np.array(stats["motion_std"], np.float32)
         self.head, self.gaze, self.emotion = z["head"], z["gaze"], z["emotion"]
         self.cfg = cfg
         self.usable = np.nonzero(self.lengths >= cfg.window)[0]
+        self.mel_dropout = 0.0
 
     def batch(self, rng: np.random.Generator, size: int, drop: bool = True):
         cfg = self.cfg
@@ -79,6 +91,10 @@ class MotionData:
         if drop:
             for col, p in DROP.items():
                 mask[:, col] *= rng.random(size) >= p
+            if self.mel_dropout and cfg.audio_dim > N_MELS:  # some windows must do with phones alone
+                off = rng.random(size) < self.mel_dropout
+                audio[off, :, :N_MELS] = 0
+                pa[off, :, :N_MELS] = 0
         t = lambda a: torch.from_numpy(a)
         return t(x0), t(audio), t(pm), t(pa), t(controls), t(mask)
 
@@ -111,6 +127,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="a tiny model (tests)")
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning; same config)")
+    ap.add_argument("--mel-dropout", type=float, default=0.3,
+                    help="share of training windows whose mel features are blanked (phones only)")
+    ap.add_argument("--no-phones", action="store_true", help="log-mel input only (the model before phone posteriors)")
     ap.add_argument("--press-weight", type=float, default=MOUTH_WEIGHT,
                     help="loss weight of lip press (the other mouth channels keep MOUTH_WEIGHT)")
     args = ap.parse_args()
@@ -118,8 +137,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     trng = torch.Generator().manual_seed(args.seed)
-    cfg = MotionDiTConfig(width=32, layers=1, heads=2, ff=64) if args.tiny else MotionDiTConfig()
+    with np.load(args.data / "train.npz") as z:
+        audio_dim = N_MELS + (0 if args.no_phones or "phones" not in z.files else z["phones"].shape[1])
+    cfg = (MotionDiTConfig(width=32, layers=1, heads=2, ff=64, audio_dim=audio_dim) if args.tiny
+           else MotionDiTConfig(audio_dim=audio_dim))
     data = MotionData(args.data / "train.npz", cfg)
+    data.mel_dropout = args.mel_dropout
     held = MotionData(args.data / "heldout.npz", cfg, data.stats) if (args.data / "heldout.npz").exists() else None
     model = MotionDiT(cfg)
     if args.init is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkrt.runtime.audio_enc import AudioFeatures
+from talkrt.runtime.audio_enc import N_MELS, AudioFeatures
 from talkrt.runtime.engine import MODEL_DIR, open_engine
 from talkrt.runtime.errors import TalkrtError
 from talkrt.runtime.motion import EMOTIONS, FIELD, MotionControls, MotionPlan, clip_motion
@@ -64,6 +64,12 @@ class DiffusionMotion:
         # (see train/stream_stats.py)
         self.mel_prior = np.asarray(stats["mel_speech_prior"], np.float64)
         self.mel_offset = np.asarray(stats["mel_speech_offset"], np.float64)
+        # models trained with the acoustic model's phone posteriors (runtime/phonetic.py) take them
+        # after the 40 mel columns, standardised by the training set's statistics
+        self.wants_phones = self.cfg["audio_dim"] > N_MELS
+        if self.wants_phones:
+            self.phone_mean = np.asarray(stats["phone_mean"], np.float32)
+            self.phone_std = np.asarray(stats["phone_std"], np.float32)
         self.fps = float(meta["fps"])
         self.engine = open_engine(model, backend, threads)
 
@@ -97,7 +103,7 @@ class DiffusionMotion:
 
     def sample(self, audio: np.ndarray, prev_m: np.ndarray | None, prev_a: np.ndarray | None,
                controls: MotionControls, noise: np.ndarray) -> np.ndarray:
-        """One window: normalised audio [N, 40] (+ optional context [K, D], [K, 40]) and the initial
+        """One window: normalised audio [N, A] (+ optional context [K, D], [K, A]) and the initial
         noise [N, D] -> normalised motion [N, D]."""
         k, d = self.cfg["context"], self.cfg["motion_dim"]
         vec, mask = self.controls_vector(controls)
@@ -135,6 +141,7 @@ class DiffusionMotionStream:
         self.model, self.controls, self.plan = model, controls, plan
         self.base = 0  # frame index of mel[0]
         self.mel = np.zeros((0, 40), np.float32)
+        self.phones = np.zeros((0, len(model.phone_mean) if model.wants_phones else 0), np.float32)
         self.sum_speech = np.zeros((0, 40))  # [frames, 40] prefix sums of speech-frame mel (float64)
         self.n_speech = np.zeros(0)  # [frames] prefix counts of speech frames
         self.speech = np.zeros(0, bool)
@@ -155,6 +162,10 @@ class DiffusionMotionStream:
         self.sum_speech = np.concatenate([self.sum_speech, prev_sum + np.cumsum(mel * speech[:, None], 0)])
         self.n_speech = np.concatenate([self.n_speech, prev_n + np.cumsum(speech)])
         self.mel = np.concatenate([self.mel, f.mel.astype(np.float32)])
+        if self.model.wants_phones:
+            if f.phones.shape[1] != self.phones.shape[1]:
+                raise TalkrtError("motion model", "needs phone posteriors (FeatureStream(phones=True))")
+            self.phones = np.concatenate([self.phones, (f.phones - self.model.phone_mean) / self.model.phone_std])
         self.speech = np.concatenate([self.speech, speech])
         self.arrived += f.frames
 
@@ -162,7 +173,7 @@ class DiffusionMotionStream:
         """Forget features and motion from `frame` on (an interruption); `frame` >= what was kept."""
         cut = frame - self.base
         self.mel, self.sum_speech, self.n_speech = self.mel[:cut], self.sum_speech[:cut], self.n_speech[:cut]
-        self.speech, self.motion = self.speech[:cut], self.motion[:cut]
+        self.speech, self.motion, self.phones = self.speech[:cut], self.motion[:cut], self.phones[:cut]
         self.next = self.arrived = frame
         self._acc = None
 
@@ -173,7 +184,10 @@ class DiffusionMotionStream:
         s = self.sum_speech[i] if i >= 0 else 0.0
         n = self.n_speech[i] if i >= 0 else 0.0
         mean = (PRIOR_FRAMES * self.model.mel_prior + s) / (PRIOR_FRAMES + n) - self.model.mel_offset
-        return ((self.mel[a - self.base:b - self.base] - mean) / self.model.mel_std).astype(np.float32)
+        mel = ((self.mel[a - self.base:b - self.base] - mean) / self.model.mel_std).astype(np.float32)
+        if not self.model.wants_phones:
+            return mel
+        return np.concatenate([mel, self.phones[a - self.base:b - self.base]], 1)
 
     def take(self, ended: bool = False) -> np.ndarray:
         """Commit every window the arrived features allow; returns the new motion rows [n, D]."""
@@ -247,5 +261,5 @@ class DiffusionMotionStream:
         drop = keep_from - self.base
         if drop > 256:
             self.mel, self.sum_speech, self.n_speech = self.mel[drop:], self.sum_speech[drop:], self.n_speech[drop:]
-            self.speech, self.motion = self.speech[drop:], self.motion[drop:]
+            self.speech, self.motion, self.phones = self.speech[drop:], self.motion[drop:], self.phones[drop:]
             self.base += drop

@@ -37,7 +37,7 @@ class BuiltinMotionStream(RatedMotionStream):
         self.model_fps = getattr(model, "fps", fps)
         self.fps = fps
         self.plan = plan_for(settings, self.model_fps)
-        self.features = FeatureStream(self.model_fps)
+        self.features = FeatureStream(self.model_fps, phones=getattr(model, "wants_phones", False))
         self.inner = model.stream(controls, self.plan)
         self.release = max(1, int(round(RELEASE_S * self.model_fps)))
         self.peak_db = -120.0

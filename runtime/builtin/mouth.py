@@ -260,14 +260,45 @@ def _soft_line(frame: np.ndarray, line: np.ndarray, rgb: tuple[int, int, int], o
     frame[y0:y1, x0:x1] = (roi * (1 - alpha) + np.array(rgb, np.float32) * alpha).astype(np.uint8)
 
 
-def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l: float) -> None:
-    """A soft lash line along each lid margin as it closes (hides the sclera at the seam)."""
+def paint_eyelids(frame: np.ndarray, points: np.ndarray, blink_r: float, blink_l: float,
+                  rest: np.ndarray | None = None) -> None:
+    """Closing lids: the warp brings the upper lid margin down onto the lower lid, but what was the
+    eye (iris, sclera, the lashes) is squeezed into a dark slit there, which reads as an open eye.
+    From half closed on, the slit is covered with the lid skin around it and one lash line is drawn
+    where the lids meet. `rest` are the undisplaced points (the eye's opening)."""
+    rest = points if rest is None else rest
     for blink, ring, lower in ((blink_r, L.RIGHT_EYE_UPPER[0], L.RIGHT_EYE_LOWER),
                                (blink_l, L.LEFT_EYE_UPPER[0], L.LEFT_EYE_LOWER)):
         strength = float(np.clip((blink - 0.45) / 0.45, 0, 1))
-        if strength > 0:
-            line = np.concatenate([points[[lower[0]]], points[list(ring)], points[[lower[-1]]]])
-            _soft_line(frame, line, (52, 36, 34), 0.75 * strength, margin=4)
+        if strength <= 0:
+            continue
+        upper = np.concatenate([points[[lower[0]]], points[list(ring)], points[[lower[-1]]]])
+        lo = points[list(lower)]
+        order = np.argsort(lo[:, 0])
+        low = np.stack([upper[:, 0], np.interp(upper[:, 0], lo[order, 0], lo[order, 1])], 1)  # lower lid under each
+        opening = float(np.median(rest[list(lower[1:-1]), 1]) - np.median(rest[list(ring), 1]))
+        if opening > 2:
+            _cover_slit(frame, upper, low, opening, strength)
+        _soft_line(frame, upper + 0.5 * strength * (low - upper), (34, 24, 22), 0.7 * strength, margin=4)
+
+
+def _cover_slit(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, opening: float, strength: float) -> None:
+    """Fill the band from half an open eye above the upper margin (the squeezed lashes) down to the
+    lower lid with the skin around it (inpainting from the band's edge), blended in by `strength`."""
+    poly = np.concatenate([upper - [0, 0.5 * opening], lower[::-1] + [0, 0.1 * opening]])
+    x0, y0 = np.floor(poly.min(0) - 6).astype(int)
+    x1, y1 = np.ceil(poly.max(0) + 7).astype(int)
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    roi = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    filled = cv2.inpaint(roi, (mask > 0).astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32)
+    k = max(3, int(0.3 * opening) | 1)
+    alpha = cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32)[..., None] / 255.0 * strength
+    frame[y0:y1, x0:x1] = (roi * (1 - alpha) + filled * alpha).astype(np.uint8)
 
 
 def _paint_seam(frame: np.ndarray, line: np.ndarray) -> None:

@@ -168,7 +168,7 @@ class BuiltinRenderer:
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
         paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.mouth,
                     min_gap_px=0.8 + self.rest_gap * self.scale, seam=self.closed_by_warp)
-        paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]])
+        paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]], rest=self.points)
 
     def paste(self) -> np.ndarray:
         if self.work is not self.canvas:

@@ -121,9 +121,10 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     upper_lip = set(L.LIPS_UPPER_OUTER[1:-1] + L.LIPS_UPPER_INNER[1:-1])
     lips = lower_lip | upper_lip | set(L.MOUTH_CORNERS)
 
-    # jaw: 1.0 opens the lips by ~0.36 mouth widths (a wide-open vowel); the lower face and the chin
-    # follow, fading sideways
-    jaw_px = 0.36 * mouth_w
+    # jaw: 1.0 opens the lips by 0.17 face widths (a wide-open vowel; ~0.36 of an average mouth's
+    # width): the jaw's travel goes with the skull, not with how wide the lips are; the lower face and
+    # the chin follow, fading sideways
+    jaw_px = 0.17 * face_w
     lip_y = xy[14, 1]
     below = np.clip((y - corner_y) / max(lip_y - corner_y, 1.0), 0, 1)
     side = np.clip(1.2 - np.abs(x - mid_x) / (0.5 * face_w), 0, 1)
@@ -160,19 +161,24 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
                                       ("blink_l", L.LEFT_EYE_UPPER, L.LEFT_EYE_LOWER, L.LEFT_IRIS)):
         lo = xy[list(lower)]
         low_y = lambda xs: _interp_y(lo[:, 0], lo[:, 1], xs)
-        for ring, share in zip(uppers, (0.92, 0.45, 0.15)):
+        opening = float(np.median(low_y(x[list(uppers[0])]) - y[list(uppers[0])]))
+        # the lids meet a little above the lower lid's rest line (it rises 6 % of the opening); the
+        # margin and the iris go (almost) there: nothing folds over, and the warp never has to
+        # collapse a band to nothing (the renderer paints the closed lid over the rest); the lid skin
+        # above follows less
+        meet_y = lambda xs: low_y(xs) - 0.06 * opening
+        for ring, share in zip(uppers, (0.98, 0.6, 0.2)):
             idx = list(ring)
-            b(name)[idx, 1] = share * (low_y(x[idx]) - y[idx])
+            b(name)[idx, 1] = share * (meet_y(x[idx]) - y[idx])
         idx = list(iris)
-        b(name)[idx, 1] = 0.92 * (low_y(x[idx]) - y[idx])
-        b(name)[list(lower[1:-1]), 1] = -0.06 * (low_y(x[list(lower[1:-1])]) - y[list(uppers[0])].mean())
+        b(name)[idx, 1] = 0.95 * (meet_y(x[idx]) - y[idx])
+        b(name)[list(lower[1:-1]), 1] = -0.06 * opening
         eye_w = float(np.linalg.norm(lo[-1] - lo[0]))
         # a person looks about +-30 degrees sideways with the eyes alone: the iris travels ~0.28 of
         # the eye's width; vertically less, and the upper lid follows it a little
         b("gaze_x")[idx, 0] = 0.28 * eye_w
         b("gaze_y")[idx, 1] = 0.12 * eye_w
         b("gaze_y")[list(uppers[0]), 1] = 0.05 * eye_w
-        opening = float(np.median(low_y(x[list(uppers[0])]) - y[list(uppers[0])]))
         # expressions around the eyes: a smile lifts the lower lid (the squint of a real smile), raised
         # brows open the eye wider, a frown lowers the upper lid
         b("smile")[list(lower[1:-1]), 1] += -0.22 * opening

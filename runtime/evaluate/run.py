@@ -233,20 +233,28 @@ def sheet_picks(ap: np.ndarray, env: np.ndarray, phones, fps: float, per_row: in
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Means over a batch of the headline numbers (NaN-aware), and the worst identity."""
+    """Means over a batch of the headline numbers (NaN-aware) and the worst identity. Counted events
+    are pooled, not averaged per video: p/b/m closure over all bilabials, blinks over all minutes
+    (one blink in a 1 s clip is not 60 a minute)."""
     def col(key, sub=None):
         vals = [(r.get(key) or {}).get(sub) if sub else r.get(key) for r in rows]
         vals = [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
         return float(np.mean(vals)) if vals else float("nan")
+
+    def pooled(rate, count):
+        pairs = [(r[rate], r[count]) for r in rows if r.get(count) and math.isfinite(r.get(rate, float("nan")))]
+        return float(sum(a * n for a, n in pairs) / sum(n for _, n in pairs)) if pairs else float("nan")
+
+    minutes = sum(r["frames"] / r["fps"] / 60 for r in rows if r.get("fps"))
 
     return {
         "videos": len(rows),
         "lipsync_envelope_r": col("lipsync_envelope", "r"), "lipsync_envelope_r_best": col("lipsync_envelope", "r_best"),
         "lipsync_envelope_lag": col("lipsync_envelope", "lag"),
         "lipsync_phones_r": col("lipsync_phones", "r"), "lipsync_phones_r_best": col("lipsync_phones", "r_best"),
-        "pbm_closed": col("pbm_closed"), "open_vowel_aperture": col("open_vowel_aperture"),
+        "pbm_closed": pooled("pbm_closed", "pbm_count"), "open_vowel_aperture": col("open_vowel_aperture"),
         "silence_ratio": col("silence_ratio"), "identity_max": max((r["identity_max"] for r in rows), default=float("nan")),
-        "head_std_deg": col("head_std_deg"), "blinks_per_min": col("blinks_per_min"),
+        "head_std_deg": col("head_std_deg"), "blinks_per_min": sum(r.get("blinks", 0) for r in rows) / minutes if minutes else float("nan"),
         "landmark_jitter_iod": col("landmark_jitter_iod"), "background_change_255": col("background_change_255"),
         "face_sharpness_vs_photo": col("face_sharpness_vs_photo"),
     }

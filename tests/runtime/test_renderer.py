@@ -179,3 +179,17 @@ def test_expressions_reach_cheeks_eyes_and_brows(renderer):
     assert frown[list(L.RIGHT_EYE_UPPER[0][2:-2]), 1].mean() > 0.5  # upper lids lower
     raised = renderer.warp(_motion(brow_raise=0.8)) - rest
     assert raised[list(L.RIGHT_EYE_UPPER[0][2:-2]), 1].mean() < -0.5  # eyes open wider
+
+
+def test_closed_eye_shows_lid_skin_and_a_lash_line_not_a_slit(renderer):
+    """Nearly and fully closed: no squeezed iris, sclera or lashes between the lids (they read as an
+    open eye), only lid skin and one thin lash line. Measured: ~290 dark pixels open, ~90 shut; the
+    squeezed slit alone kept ~220."""
+    pts = renderer.rig.points
+    eye = pts[list(L.RIGHT_EYE_UPPER[0] + L.RIGHT_EYE_LOWER)]
+    (x0, y0), (x1, y1) = np.floor(eye.min(0)).astype(int) - 2, np.ceil(eye.max(0)).astype(int) + 3
+    width = x1 - x0
+    dark = lambda b: int((renderer.render(_motion(blink_r=b)).copy()[y0:y1, x0:x1].mean(2) < 80).sum())
+    assert dark(0.0) > 4 * width  # iris, pupil, lashes
+    for b in (0.9, 1.0):
+        assert dark(b) < 2 * width  # a lash line about 2 px thick across the eye
