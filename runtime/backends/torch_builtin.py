@@ -39,4 +39,5 @@ class TorchBuiltinRenderer(BuiltinRenderer):
         mesh_warp(self._src, self._idx, self._w, self._disp.to(self.device, non_blocking=True),
                   self.grid.base.shape[:2], self.grid.step, out=self._out)
         self._host.copy_(self._out)  # the frame leaves the device: the one sync per frame
+        self._frame_disp = disp  # decode's photo mouth near rest warps with it (on the host)
         return self.points + disp

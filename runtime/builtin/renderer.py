@@ -78,12 +78,14 @@ class BuiltinRenderer:
         size = options.size
         self.affine, crop_mesh = align_crop(rgb, mesh, size)
         crop = cv2.warpAffine(rgb, self.affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        photo_crop = crop
         rig = build_rig(crop_mesh, size)
         # the photo's own teeth where its mouth shows them, else drawn ones in the photo's teeth colour
         self.mouth = photo_textures(crop, rig.points, rig.mouth_width) or drawn_textures(teeth_colour(crop, rig.points))
         source = rgb
         # A mouth open in the photo is closed once, here, on a fine grid, and that closed face is
         # the rest pose: the per-frame warp then never has to collapse a region.
+        self.photo_mouth = False
         # lips a pixel or two apart in the mesh are closed lips: leave them (and the photo) alone
         self.closed_by_warp = bool(np.abs(rig.neutral).max() > 0.03 * rig.mouth_width)
         if not self.closed_by_warp:
@@ -108,7 +110,11 @@ class BuiltinRenderer:
                 # a smile with teeth (not a wide-open mouth) stays the face's rest expression
                 rig.reopen = np.zeros_like(rig.points)
                 rig.reopen[:len(crop_mesh)] = -closing[:len(crop_mesh)]
+                # and near rest the mouth is the photo's own pixels, warped like the rest of the face
+                # (the reopened, repainted mouth is close but not the same: identity and silence suffer)
+                self.photo_mouth = True
         self.rig: Rig = rig
+        self.photo_source = None  # the unclosed photo, for the mouth near rest (see photo_mouth)
         # closed lips may sit a pixel or two apart in the mesh: paint an interior only past that
         inner_gap = rig.points[list(L.LIPS_LOWER_INNER[1:-1]), 1] - rig.points[list(L.LIPS_UPPER_INNER[1:-1]), 1]
         self.rest_gap = float(max(inner_gap.max(), 0.0))
@@ -116,6 +122,8 @@ class BuiltinRenderer:
 
         if options.crop_only:
             self.source = crop
+            if self.photo_mouth:
+                self.photo_source = photo_crop
             self.roi = (0, 0, size, size)
             self.lin = np.eye(2, dtype=np.float32)  # crop displacement -> output displacement
             self.points = rig.points
@@ -134,10 +142,22 @@ class BuiltinRenderer:
             self.scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))  # photo px per crop px
             step = max(1, int(round(step * self.scale)))
             self.source = np.ascontiguousarray(source[y0:y1, x0:x1])
+            if self.photo_mouth:
+                self.photo_source = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             self.canvas = source.copy()
             self.work = np.empty_like(self.source)
         x0, y0, x1, y1 = self.roi
         self.grid: WarpGrid = build_warp_grid(self.points, x1 - x0, y1 - y0, step=step)
+        self._frame_disp = None
+        if self.photo_source is not None:
+            # the photo's own control points (mouth open as photographed) and their warp grid
+            self.reopen_out = (rig.reopen @ self.lin.T).astype(np.float32)
+            self.photo_grid = build_warp_grid(self.points + self.reopen_out, x1 - x0, y1 - y0, step=step)
+            mask = _mouth_mask((y1 - y0, x1 - x0), self.points, rig.mouth_width * self.scale)
+            ys, xs = np.nonzero(mask > 0.01)
+            self.mouth_box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+            by0, by1, bx0, bx1 = self.mouth_box
+            self.mouth_alpha = mask[by0:by1, bx0:bx1, None]
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -163,12 +183,32 @@ class BuiltinRenderer:
         m = backward_map(self.grid, disp)
         cv2.remap(self.source, m[..., 0], m[..., 1], cv2.INTER_CUBIC if self.options.cubic else cv2.INTER_LINEAR,
                   dst=self.work, borderMode=cv2.BORDER_REFLECT)
+        self._frame_disp = disp
         return self.points + disp
 
     def decode(self, points: np.ndarray, motion: np.ndarray) -> None:
         paint_mouth(self.work, points, self.rig.mouth_width * self.scale, self.mouth,
                     min_gap_px=0.8 + self.rest_gap * self.scale, seam=self.closed_by_warp)
         paint_eyelids(self.work, points, motion[FIELD["blink_r"]], motion[FIELD["blink_l"]], rest=self.points)
+        if self.photo_source is not None and self._frame_disp is not None:
+            self._photo_mouth(motion)
+
+    def _photo_mouth(self, motion: np.ndarray) -> None:
+        """Blend the photo's own mouth, warped by this frame's map, in as the mouth nears its rest
+        shape: fully at rest, not at all past a small jaw opening, lip press or lip shape."""
+        off = (abs(float(motion[FIELD["jaw_open"]])) / 0.12 + abs(float(motion[FIELD["lip_press"]])) / 0.25
+               + (abs(float(motion[FIELD["lip_round"]])) + abs(float(motion[FIELD["lip_spread"]]))) / 0.3
+               + abs(float(motion[FIELD["smile"]])) / 0.4)
+        weight = float(np.clip(1.0 - off, 0.0, 1.0))
+        if weight <= 0.01:
+            return
+        by0, by1, bx0, bx1 = self.mouth_box
+        m = backward_map(self.photo_grid, self._frame_disp - self.reopen_out)[by0:by1, bx0:bx1]
+        photo = cv2.remap(self.photo_source, m[..., 0], m[..., 1],
+                          cv2.INTER_CUBIC if self.options.cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        region = self.work[by0:by1, bx0:bx1]
+        a = weight * self.mouth_alpha
+        region[:] = (region * (1 - a) + photo * a).astype(np.uint8)
 
     def paste(self) -> np.ndarray:
         if self.work is not self.canvas:

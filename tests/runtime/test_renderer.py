@@ -59,7 +59,11 @@ def test_a_smile_with_teeth_stays_at_rest(renderer, portrait_rgb):
 
     crop = cv2.warpAffine(portrait_rgb, renderer.affine, (512, 512), flags=cv2.INTER_CUBIC)
     frame = renderer.render(_motion()).copy()
-    assert np.abs(frame[y0:y1, x0:x1].astype(float) - crop[y0:y1, x0:x1]).mean() < 12  # close to the photo
+    diff = lambda f: np.abs(f[y0:y1, x0:x1].astype(float) - crop[y0:y1, x0:x1]).mean()
+    # at rest it is the photo's own mouth (measured ~2 grey levels; the reopened and repainted mouth
+    # alone was ~5), and a wider jaw leaves that behind for the painted interior
+    assert diff(frame) < 3
+    assert diff(renderer.render(_motion(jaw_open=0.5)).copy()) > 8
 
 
 def test_blink_covers_the_eye(renderer):
