@@ -122,6 +122,8 @@ class AcousticModel:
         # log N(x; mu, var) = const - 0.5 * sum (x - mu)^2 / var, expanded into dot products
         prec = 1.0 / var
         self.proj = np.concatenate([-0.5 * prec, means * prec], -1).astype(np.float32)  # [cb, streams, dens, 2 * dim]
+        self.n_cb = n_cb
+        self.proj_t = np.ascontiguousarray(self.proj.transpose(1, 3, 0, 2).reshape(self.n_streams, 2 * self.dim, -1))
         self.const = (-0.5 * (np.log(2 * np.pi * var).sum(-1) + (means ** 2 * prec).sum(-1))).astype(np.float32)
         # CI senones: state k of base phone p is senone 3p + k and mixes codebook p
         ci = weights[:, :, :3 * n_cb].astype(np.float32) * (-1024.0 * np.log(1.0001))  # natural-log weights
@@ -132,17 +134,24 @@ class AcousticModel:
                        for p in PHONES]
 
     def log_posteriors(self, feats: np.ndarray) -> np.ndarray:
-        """[n, 39] Sphinx features -> [n, N_PHONES] tempered phone log-posteriors, row by row.
+        """[n, 39] Sphinx features -> [n, N_PHONES] tempered phone log-posteriors.
 
         A senone's stream likelihood is its best weighted Gaussian (the usual Viterbi shortcut for
-        log sum w N), a phone's score its best state."""
+        log sum w N), a phone's score its best state. Every hop is scored on its own (one
+        vector-matrix product per hop and stream, the same call whatever the batch), so results do
+        not depend on how hops were grouped."""
         n = len(feats)
         x = feats.astype(np.float32).reshape(n, self.n_streams, 1, self.dim)
         x = np.concatenate([x * x, x], -1)[:, :, 0]  # [n, streams, 2 * dim]
-        # [n, cb, streams, dens] Gaussian log densities
-        ll = self.const[None] + np.einsum("nse,csge->ncsg", x, self.proj, optimize=False)
-        senone = (ll[:, :, None] + self.log_w[None]).max(-1).sum(-1)  # [n, cb, 3]
-        phone = senone.max(-1)
+        ll = np.empty((n, self.n_streams, self.n_cb * self.n_dens), np.float32)
+        for i in range(n):
+            for s in range(self.n_streams):
+                np.matmul(x[i, s], self.proj_t[s], out=ll[i, s])
+        ll = ll.reshape(n, self.n_streams, self.n_cb, self.n_dens).transpose(0, 2, 1, 3) + self.const[None]
+        phone = np.empty((n, self.n_cb), np.float32)
+        for a in range(0, n, 32):  # [32, cb, 3 states, streams, dens] at a time stays in cache
+            b = min(n, a + 32)
+            phone[a:b] = (ll[a:b, :, None] + self.log_w[None]).max(-1).sum(-1).max(-1)
         grouped = np.stack([phone[:, g].max(-1) for g in self.groups], 1) * ACOUSTIC_SCALE
         grouped -= grouped.max(1, keepdims=True)
         return np.maximum(grouped - np.log(np.exp(grouped).sum(1, keepdims=True)), LOG_FLOOR).astype(np.float32)

@@ -102,7 +102,8 @@ def test_trained_model_windows_join_without_a_seam(speech_path, stride):
     from talkrt.runtime.motion import MOTION_HIGH, MOTION_LOW, MotionControls, MotionPlan
 
     sampler = DiffusionMotion()
-    m = sampler.generate(encode(load_audio(speech_path), 25.0), MotionControls(seed=0), MotionPlan(25.0, stride, 2))
+    feats = encode(load_audio(speech_path), 25.0, phones=sampler.wants_phones)
+    m = sampler.generate(feats, MotionControls(seed=0), MotionPlan(25.0, stride, 2))
     scaled = (m - MOTION_LOW) / (MOTION_HIGH - MOTION_LOW)
     step = np.abs(np.diff(scaled, axis=0)).mean(1)  # step[i] = change from frame i to i+1
     seams = step[stride - 1::stride]
@@ -135,3 +136,50 @@ def test_training_loop_runs_a_few_steps(tmp_path):
         opt.step()
         first = first if first is not None else float(loss.detach())
     assert float(loss.detach()) < first
+
+
+def test_training_data_with_phone_posteriors(tmp_path):
+    """Phone log-posteriors follow the mel columns, standardised; mel dropout blanks only the mel."""
+    sys.path.insert(0, str(ROOT / "train"))
+    from train_motion import MotionData
+
+    rng = np.random.default_rng(0)
+    lengths = np.array([40, 55, 30])
+    n = int(lengths.sum())
+    phones = np.log(rng.dirichlet(np.ones(40), n)).clip(-10, 0).astype(np.float16)
+    np.savez(tmp_path / "train.npz", mel=rng.standard_normal((n, 40)).astype(np.float16), phones=phones,
+             motion=rng.random((n, 17)).astype(np.float32), lengths=lengths, head=np.ones(3, np.float32),
+             gaze=np.full((3, 2), np.nan, np.float32), emotion=np.zeros(3, np.int64))
+    cfg = MotionDiTConfig(width=32, layers=1, heads=2, ff=64, window=12, context=4, audio_dim=80)
+    data = MotionData(tmp_path / "train.npz", cfg)
+    assert data.mel.shape == (n, 80)
+    np.testing.assert_allclose(data.mel[:, 40:].mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(data.mel[:, 40:].std(0), 1, atol=1e-2)
+    data.mel_dropout = 1.0
+    _, audio, _, _, _, _ = data.batch(rng, 4)
+    assert float(audio[..., :40].abs().max()) == 0 and float(audio[..., 40:].abs().max()) > 0
+    data.mel_dropout = 0.0
+    _, audio, _, _, _, _ = data.batch(rng, 4)
+    assert float(audio[..., :40].abs().max()) > 0
+    # a 40-d model on data with phones ignores them; an 80-d model on data without them is refused
+    assert MotionData(tmp_path / "train.npz", TINY).mel.shape == (n, 40)
+    np.savez(tmp_path / "old.npz", **{k: v for k, v in np.load(tmp_path / "train.npz").items() if k != "phones"})
+    with pytest.raises((SystemExit, KeyError)):
+        MotionData(tmp_path / "old.npz", cfg)
+
+
+def test_bilabials_close_the_lips_in_the_targets():
+    """Between open vowels a short p/b/m still shuts the lips (press reaches 1, the opening 0)."""
+    sys.path.insert(0, str(ROOT / "train"))
+    from targets import mouth_targets
+
+    phones = [("SIL", 0, 0.2), ("AA", 0.2, 0.35), ("M", 0.35, 0.40), ("AA", 0.40, 0.55), ("B", 0.55, 0.58),
+              ("IY", 0.58, 0.7), ("P", 0.7, 0.76), ("AE", 0.76, 0.9), ("SIL", 0.9, 1.2)]
+    m = mouth_targets(phones, 30, 25.0)
+    opening = m[:, 0] * (1 - m[:, 3])
+    t = (np.arange(30) + 0.5) / 25.0
+    for start, end in ((0.35, 0.40), (0.55, 0.58), (0.7, 0.76)):
+        near = np.abs(t - (start + end) / 2) < 0.04
+        assert m[near, 3].max() > 0.95 and opening[near].min() < 0.03
+    vowels = (t > 0.22) & (t < 0.33)
+    assert opening[vowels].max() > 0.4 and m[vowels, 3].max() < 0.3  # the vowel itself stays open
