@@ -92,7 +92,7 @@ def measure(frames, photo, audio, fps, models, target_opening=None) -> dict:
         if i % 2 == 0:
             dist.append(np.linalg.norm(np.array(embedder.compute_face_descriptor(fr, s)) - ref))
     aperture, ear = np.array(aperture), np.array(ear)
-    feats = encode(audio, fps)
+    feats = encode(audio, fps, phones=True)
     n = min(len(aperture), feats.frames)
     env, ap = feats.rms[:n].astype(float), aperture[:n]
     r, best = _best_lag_r(ap, env)
