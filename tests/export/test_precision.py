@@ -2,6 +2,7 @@
 stay close to FP32 on fresh random inputs, and the verdict applies the profile's bounds."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -64,8 +65,9 @@ def test_fp16_builtin_motion_model(tmp_path):
     dst = autocast_fp16(MODEL_DIR / "motion_builtin.onnx", tmp_path / "motion.fp16.onnx")
     rng = np.random.default_rng()
     b = 3
-    feeds = {"motion_noisy": rng.standard_normal((b, 40, 17)), "t": rng.uniform(0, 1, b), "audio": rng.standard_normal((b, 40, 40)),
-             "prev_motion": rng.standard_normal((b, 10, 17)), "prev_audio": rng.standard_normal((b, 10, 40)),
+    a = json.loads((MODEL_DIR / "motion_builtin.json").read_text())["config"]["audio_dim"]  # mel (+ phones)
+    feeds = {"motion_noisy": rng.standard_normal((b, 40, 17)), "t": rng.uniform(0, 1, b), "audio": rng.standard_normal((b, 40, a)),
+             "prev_motion": rng.standard_normal((b, 10, 17)), "prev_audio": rng.standard_normal((b, 10, a)),
              "controls": rng.standard_normal((b, 8)), "cond_mask": np.ones((b, 5))}
     feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
     ref, out = _run(MODEL_DIR / "motion_builtin.onnx", feeds), _run(dst, feeds)
