@@ -121,9 +121,10 @@ class AcousticModel:
             raise TalkrtError(d, "acoustic model phones and codebooks disagree")
         # log N(x; mu, var) = const - 0.5 * sum (x - mu)^2 / var, expanded into dot products
         prec = 1.0 / var
-        self.proj = np.concatenate([-0.5 * prec, means * prec], -1).astype(np.float32)  # [cb, streams, dens, 2 * dim]
+        proj = np.concatenate([-0.5 * prec, means * prec], -1).astype(np.float32)  # [cb, streams, dens, 2 * dim]
         self.n_cb = n_cb
-        self.proj_t = np.ascontiguousarray(self.proj.transpose(1, 3, 0, 2).reshape(self.n_streams, 2 * self.dim, -1))
+        # [streams, 2 * dim, cb * dens]: one hop's [x^2, x] of a stream times this = its log densities
+        self.proj_t = np.ascontiguousarray(proj.transpose(1, 3, 0, 2).reshape(self.n_streams, 2 * self.dim, -1))
         self.const = (-0.5 * (np.log(2 * np.pi * var).sum(-1) + (means ** 2 * prec).sum(-1))).astype(np.float32)
         # CI senones: state k of base phone p is senone 3p + k and mixes codebook p
         ci = weights[:, :, :3 * n_cb].astype(np.float32) * (-1024.0 * np.log(1.0001))  # natural-log weights

@@ -85,7 +85,7 @@ class BuiltinRenderer:
         source = rgb
         # A mouth open in the photo is closed once, here, on a fine grid, and that closed face is
         # the rest pose: the per-frame warp then never has to collapse a region.
-        self.photo_mouth = False
+        photo_mouth = False
         # lips a pixel or two apart in the mesh are closed lips: leave them (and the photo) alone
         self.closed_by_warp = bool(np.abs(rig.neutral).max() > 0.03 * rig.mouth_width)
         if not self.closed_by_warp:
@@ -112,7 +112,7 @@ class BuiltinRenderer:
                 rig.reopen[:len(crop_mesh)] = -closing[:len(crop_mesh)]
                 # and near rest the mouth is the photo's own pixels, warped like the rest of the face
                 # (the reopened, repainted mouth is close but not the same: identity and silence suffer)
-                self.photo_mouth = True
+                photo_mouth = True
         self.rig: Rig = rig
         self.photo_source = None  # the unclosed photo, for the mouth near rest (see photo_mouth)
         # closed lips may sit a pixel or two apart in the mesh: paint an interior only past that
@@ -122,7 +122,7 @@ class BuiltinRenderer:
 
         if options.crop_only:
             self.source = crop
-            if self.photo_mouth:
+            if photo_mouth:
                 self.photo_source = photo_crop
             self.roi = (0, 0, size, size)
             self.lin = np.eye(2, dtype=np.float32)  # crop displacement -> output displacement
@@ -142,7 +142,7 @@ class BuiltinRenderer:
             self.scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))  # photo px per crop px
             step = max(1, int(round(step * self.scale)))
             self.source = np.ascontiguousarray(source[y0:y1, x0:x1])
-            if self.photo_mouth:
+            if photo_mouth:
                 self.photo_source = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             self.canvas = source.copy()
             self.work = np.empty_like(self.source)

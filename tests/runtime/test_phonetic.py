@@ -21,7 +21,7 @@ def sphinx_frames(audio: np.ndarray) -> np.ndarray:
 def test_model_files_parse():
     m = P.acoustic_model()
     assert len(m.phones) == 42 and "SIL" in m.phones and {"P", "B", "M", "AA"} <= set(m.phones)
-    assert m.proj.shape == (42, 3, 128, 26)
+    assert m.proj_t.shape == (3, 26, 42 * 128) and m.log_w.shape == (42, 3, 3, 128)
     # each CI senone's mixture weights over its codebook sum to ~1 in every stream (quantised)
     sums = np.exp(m.log_w.astype(np.float64)).sum(-1)
     assert np.all(np.abs(sums - 1) < 0.1), sums.min()
