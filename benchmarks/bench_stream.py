@@ -151,9 +151,11 @@ def pipe_onset(portrait: str, speech: np.ndarray, profile: str, mouth: tuple[int
     t_speech = t0 + 2.0
     idle = [f for t, f in frames if t < t_speech]
     # the head drifts while idle, so the mouth box changes anyway; an opening mouth shows its dark
-    # cavity: the box's darkest pixel falls well below its darkest while idle
-    idle_min = min(float(f.min()) for f in idle[-25:])
-    moving = next((t for t, f in frames if t >= t_speech and float(f.min()) < idle_min - 15.0), None)
+    # cavity: more dark pixels in the box than ever while idle (the example rests with a teeth smile
+    # whose corners are already dark, so the darkest pixel alone does not tell)
+    dark = lambda f: int((f < 60).sum())
+    idle_dark = max(dark(f) for f in idle[-25:])
+    moving = next((t for t, f in frames if t >= t_speech and dark(f) > idle_dark + 40), None)
     onset_ms = (moving - t_speech) * 1000 if moving is not None else float("nan")
     first_voiced = np.argmax(np.abs(speech) > 0.02) / SAMPLE_RATE_HZ * 1000  # speech may start with a little silence
     return {"onset_ms": onset_ms, "speech_starts_ms": float(first_voiced), "idle_frames": len(idle)}
