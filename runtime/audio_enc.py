@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkrt.runtime.audio_io import SAMPLE_RATE_HZ
-from talkrt.runtime.phonetic import LOOKAHEAD_HOPS, N_PHONES, PhoneHops
-from talkrt.runtime.phonetic import WIN as PHONE_WIN
+from talkrt.runtime.phonetic import N_PHONES, PhoneHops
 
 HOP = 160  # 10 ms
 WIN = 512  # 32 ms
@@ -143,7 +142,7 @@ class FeatureStream:
         if ended:
             return available // HOP + 1
         if self.phones is not None:
-            return max(0, (available - WIN // 2 - LOOKAHEAD_HOPS * HOP - (PHONE_WIN - PHONE_WIN // 2 - WIN // 2)) // HOP + 1)
+            return max(0, (available - self.phones.samples_for(0)) // HOP + 1)  # its window reaches furthest
         return max(0, (available - WIN // 2) // HOP + 1)
 
     def advance(self, audio) -> AudioFeatures | None:
