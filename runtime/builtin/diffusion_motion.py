@@ -31,16 +31,20 @@ SLOW = [FIELD[k] for k in ("smile", "brow_raise", "brow_furrow", "gaze_x", "gaze
                            "head_roll", "head_tx", "head_ty", "head_scale")]
 HEAD = [FIELD[k] for k in ("head_pitch", "head_yaw", "head_roll", "head_tx", "head_ty", "head_scale")]
 NOISE_BLOCK = 64  # frames of initial noise drawn per RNG key
+HEAD_GAIN = 1.5  # the default --head-motion plays the model's head pose this much larger (see head_gain)
 PRIOR_FRAMES = 50.0  # weight of the prior speech level in the running mel mean (2 s at 25 fps)
 
 
 def head_gain(level: float) -> float:
-    """Scale on the model's head pose for the --head-motion level. The model follows its
-    head-intensity condition only partly: at 0 it still moves the head (std 1-2 degrees), and its
-    movement at 2 and 3 is 1.47x and 1.72x that at 1 (on the example speech). Below 1 the level also
-    scales the pose (0 = a still head); above 1 the gain adds what the model leaves out, so that the
-    movement grows about in proportion to the level (2: ~2x, 3: ~2.9x)."""
-    return level if level <= 1.0 else 1.0 + 0.35 * (level - 1.0)
+    """Scale on the model's head pose for the --head-motion level. The model learned its head from a
+    rule set (train/targets.py) whose drift is small: on real voices it turns the head by 0.5-1 degree
+    (std) over a few seconds and 2.5 at most over 20 s, less than people move while they talk (a few
+    degrees), so the default level plays it at HEAD_GAIN. The model also follows its head-intensity
+    condition only partly: at 0 it still moves the head (std 1-2 degrees), and its movement at 2 and 3
+    is 1.47x and 1.72x that at 1 (on the example speech). Below 1 the level scales the pose (0 = a
+    still head); above 1 the gain adds what the model leaves out, so that the movement grows about in
+    proportion to the level (2: ~2x, 3: ~2.9x)."""
+    return HEAD_GAIN * (level if level <= 1.0 else 1.0 + 0.35 * (level - 1.0))
 
 
 def alpha_bar(t: float, s: float = 0.008) -> float:

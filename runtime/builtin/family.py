@@ -3,7 +3,7 @@
 prepare: face mesh of the photo (the only face-model run; an avatar file keeps photo + mesh).
 renderer: BuiltinRenderer built once per avatar, forked per stream (own frame buffers).
 motion stream: FeatureStream (audio_enc) -> the motion model's windows at its own rate (25 fps)
--> the idle gate -> rows at the output rate.
+-> the idle gate -> the blink floor (blinks.py) -> rows at the output rate.
 
 The idle gate closes the mouth where there is no voice: a frame's mouth coefficients are scaled by
 the strongest voice activity within `lookahead` frames ahead and 100 ms behind, with linear ramps, so
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from talkrt.runtime.audio_enc import FeatureStream, frames_for
+from talkrt.runtime.builtin.blinks import BlinkFloor
 from talkrt.runtime.builtin.renderer import BuiltinRenderer, RenderOptions
 from talkrt.runtime.motion import (FIELD, MOTION_FIELDS, MotionControls, MotionPlan, RatedMotionStream, RateConverter,
                                    open_motion)
@@ -43,6 +44,7 @@ class BuiltinMotionStream(RatedMotionStream):
         self.peak_db = -120.0
         self.speech = np.zeros(0, bool)  # voice activity per model frame (from speech_base)
         self.speech_base = 0
+        self.blinks = BlinkFloor(controls.seed, self.model_fps)
         self.rate = RateConverter(self.model_fps, fps, len(MOTION_FIELDS))
 
     # the stream's contract (frames_done, total_frames: RatedMotionStream) -------------------------
@@ -64,7 +66,7 @@ class BuiltinMotionStream(RatedMotionStream):
         first = self.inner.next
         rows = self.inner.take(ended=ended)
         if len(rows):
-            self.rate.push(self._gate(rows, first, ended))
+            self.rate.push(self.blinks.apply(self._gate(rows, first, ended), first))
         self._trim()
         total_model = frames_for(audio.available, self.model_fps) if audio.ended else None
         return self.rate.take(total_model, self.total_frames(audio))
@@ -73,6 +75,7 @@ class BuiltinMotionStream(RatedMotionStream):
         model_frame = self.rate.rewind(frame)
         self.features.rewind(model_frame)
         self.inner.rewind(model_frame)
+        self.blinks.rewind(model_frame)
         self.speech = self.speech[:max(0, model_frame - self.speech_base)]
 
     # internals -------------------------------------------------------------------------------------

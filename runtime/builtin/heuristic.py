@@ -15,12 +15,11 @@ from collections import deque
 import numpy as np
 
 from talkrt.runtime.audio_enc import AudioFeatures
+from talkrt.runtime.builtin.blinks import BLINK_SHAPE_S, BLINK_SHAPE_V
 from talkrt.runtime.motion import EMOTIONS, FIELD, MOTION_FIELDS, MotionControls, MotionPlan, clip_motion
 
 BLINKS_PER_MIN = 17.0
 BLINK_MIN_GAP_S = 1.0
-BLINK_SHAPE_S = np.array([0.0, 0.04, 0.08, 0.12, 0.18, 0.25, 0.32])
-BLINK_SHAPE_V = np.array([0.0, 0.6, 1.0, 1.0, 0.6, 0.2, 0.0])
 OU = {"head_pitch": (1.5, 0.9), "head_yaw": (2.5, 2.0), "head_roll": (3.0, 1.2), "head_tx": (3.0, 0.006),
       "head_ty": (3.0, 0.004), "head_scale": (4.0, 0.006)}  # field: (time constant s, std)
 PRIOR_FRAMES = 25.0  # weight of the priors in the running means (1 s at 25 fps)
