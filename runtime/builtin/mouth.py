@@ -26,6 +26,8 @@ TEX_W = 256  # texture columns over u in [-1, 1]
 TEX_PER_MW = 240  # texture rows per mouth width of depth
 UPPER_DEPTH = 0.24  # mouth widths of the upper layer
 LOWER_DEPTH = 0.20
+LIP_ROLL = 0.03  # mouth widths of the lower lip's inner side seen in an open mouth
+TONGUE_CREST = 0.12  # mouth widths above the lower lip at the middle
 # upper incisors show this far below the upper lip at rest; the lip lifts to show more when wide open
 TEETH_SHOWN_CLOSED, TEETH_SHOWN_OPEN = 0.035, 0.10
 
@@ -49,7 +51,7 @@ def _poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
 # (real incisors are ~0.19 of the mouth's width; the arch turns away, so outer teeth look narrower)
 _UPPER_TEETH = ((0.30, 0.165, 1.0), (0.22, 0.145, 0.93), (0.17, 0.150, 0.82), (0.13, 0.125, 0.66),
                 (0.10, 0.11, 0.52))
-_LOWER_TEETH = ((0.20, 0.06, 0.92), (0.19, 0.06, 0.86), (0.17, 0.065, 0.76), (0.14, 0.055, 0.62), (0.12, 0.05, 0.5))
+_LOWER_TEETH = ((0.20, 0.06, 0.95), (0.19, 0.06, 0.9), (0.17, 0.065, 0.8), (0.14, 0.055, 0.66), (0.12, 0.05, 0.52))
 
 
 def _draw_row(rows: int, teeth, colour: np.ndarray, gum_rows: int, root_shadow: float) -> np.ndarray:
@@ -94,13 +96,14 @@ def drawn_textures(teeth_rgb: np.ndarray = TEETH_RGB) -> MouthTextures:
     """Synthetic layers: upper teeth with gum line; lower teeth in front of a tongue."""
     hu, hl = int(UPPER_DEPTH * TEX_PER_MW), int(LOWER_DEPTH * TEX_PER_MW)
     upper = _draw_row(hu, _UPPER_TEETH, teeth_rgb, gum_rows=3, root_shadow=0.03)
-    lower_teeth = _draw_row(hl, _LOWER_TEETH, teeth_rgb, gum_rows=0, root_shadow=0.02)[::-1]
-    # the tongue: a mound behind the lower teeth, lighter at its crest, darker at its sides
+    lower_teeth = _draw_row(hl, _LOWER_TEETH, teeth_rgb, gum_rows=0, root_shadow=0.004)[::-1]
+    # the tongue: a low mound behind the lower teeth (its tip at about their edges), lit at the
+    # front, in shadow towards the back and the sides
     u = np.linspace(-1, 1, TEX_W)[None, :]
     d = (hl - 1 - np.arange(hl))[:, None] / TEX_PER_MW  # depth above the lower lip
-    crest = 0.15 * np.sqrt(np.clip(1 - (u / 0.8) ** 2, 0, 1))
+    crest = TONGUE_CREST * np.sqrt(np.clip(1 - (u / 0.8) ** 2, 0, 1))
     t_alpha = np.clip((crest - d) * TEX_PER_MW / 2, 0, 1)
-    t_shade = (0.72 + 0.28 * np.clip(d / np.maximum(crest, 1e-3), 0, 1)) * (1 - 0.35 * (u / 0.75) ** 2)
+    t_shade = (1.0 - 0.4 * np.clip(d / np.maximum(crest, 1e-3), 0, 1)) * (1 - 0.4 * (u / 0.75) ** 2)
     tongue = np.zeros((hl, TEX_W, 4), np.float32)
     tongue[..., :3] = TONGUE_RGB * t_shade[..., None]
     tongue[..., 3] = t_alpha
@@ -189,8 +192,9 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textu
     col = ((u + 1) / 2 * (TEX_W - 1)).astype(np.float32)[None, :]
     open_share = float(np.clip(gap_mw / 0.3, 0, 1))
     # lower layer: the lower lip hides the lower teeth until the jaw is well open
-    hide = 0.05 * (1 - float(np.clip((gap_mw - 0.10) / 0.20, 0, 1)))
-    d_lo = (lo_y - yy) / mouth_width + hide
+    hide = 0.065 - 0.05 * float(np.clip((gap_mw - 0.2) / 0.25, 0, 1))
+    # and the wider the jaw opens, the more of the tongue's top (and the teeth) faces the camera
+    d_lo = ((lo_y - yy) / mouth_width + hide) / (1 + 1.2 * max(0.0, gap_mw - 0.2))
     lower_rgba = _sample(textures.lower, col, d_lo, shape)
     img = img * (1 - lower_rgba[..., 3:]) + lower_rgba[..., :3] * lower_rgba[..., 3:]
     # upper layer: the upper lip covers the teeth roots; it lifts a little as the mouth opens
@@ -202,9 +206,16 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textu
     d_up = (yy - up_y) / mouth_width + cover
     upper_rgba = _sample(textures.upper, col, d_up, shape)
     img = img * (1 - upper_rgba[..., 3:]) + upper_rgba[..., :3] * upper_rgba[..., 3:]
-    # a soft shadow of the upper lip on whatever is just under it
-    lip_shadow = 1 - 0.25 * np.exp(-np.maximum(yy - up_y, 0) / (0.012 * mouth_width))
+    # a soft shadow of the upper lip on whatever is just under it (a photo's teeth have their own)
+    lip_shadow = 1 - (0.1 if textures.from_photo else 0.25) * np.exp(-np.maximum(yy - up_y, 0) / (0.012 * mouth_width))
     img *= lip_shadow[..., None]
+    # the lower lip's wet inner side rolls into the mouth: its colour, darkening, over the last
+    # LIP_ROLL of the opening (a drawn edge straight into the dark reads as an outline)
+    lip_y = np.clip(np.round(lo_y[0] + LIP_ROLL * mouth_width), 0, frame.shape[0] - 1).astype(int)
+    lip_rgb = frame[lip_y, np.clip(xx.astype(int), 0, frame.shape[1] - 1)].astype(np.float32)[None] * 0.8
+    roll = np.clip(1 - (lo_y - yy) / (LIP_ROLL * mouth_width * min(1.0, gap_mw / 0.1)), 0, 1) ** 1.5
+    img = img * (1 - roll[..., None]) + lip_rgb * roll[..., None]
+    img = cv2.GaussianBlur(img, (3, 3), 0.6)
 
     off = np.array([x0, y0], np.float32)
     alpha = _poly_mask(shape, poly - off).astype(np.float32) / 255.0

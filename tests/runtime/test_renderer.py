@@ -197,3 +197,26 @@ def test_closed_eye_shows_lid_skin_and_a_lash_line_not_a_slit(renderer):
     assert dark(0.0) > 4 * width  # iris, pupil, lashes
     for b in (0.9, 1.0):
         assert dark(b) < 2 * width  # a lash line about 2 px thick across the eye
+
+
+def test_open_mouth_meets_the_lower_lip_without_an_outline(renderer):
+    # a speaking opening: the lower lip's inner side (lip coloured) runs into the mouth, no dark
+    # outline along the lip and no row of lower teeth in front of it
+    import cv2
+
+    m = _motion(jaw_open=0.3)
+    pts = renderer.warp(m)
+    renderer.decode(pts, m)
+    img = renderer.work.astype(float)
+    hsv = cv2.cvtColor(renderer.work, cv2.COLOR_RGB2HSV).astype(float)
+    mw = renderer.rig.mouth_width
+    lo, up = pts[list(L.LIPS_LOWER_INNER)], pts[list(L.LIPS_UPPER_INNER)]
+    assert (lo[5, 1] - up[5, 1]) / mw > 0.2
+    for k in (3, 4, 5, 6, 7):  # columns across the middle of the mouth
+        x, y = int(round(lo[k, 0])), int(round(lo[k, 1]))
+        edge = img[y - int(0.02 * mw):y - 1, x]  # just inside the lower contour
+        lip = img[y + int(0.03 * mw), x]
+        assert edge.mean(1).min() > 0.45 * lip.mean(), (k, edge, lip)  # not an outline into the dark
+        band = slice(y - int(0.06 * mw), y)
+        teeth = (hsv[band, x, 1] < 70) & (hsv[band, x, 2] > 140)
+        assert teeth.sum() <= 1, k  # no lower teeth showing yet
