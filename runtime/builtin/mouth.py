@@ -215,7 +215,6 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textu
     lip_rgb = frame[lip_y, np.clip(xx.astype(int), 0, frame.shape[1] - 1)].astype(np.float32)[None] * 0.8
     roll = np.clip(1 - (lo_y - yy) / (LIP_ROLL * mouth_width * min(1.0, gap_mw / 0.1)), 0, 1) ** 1.5
     img = img * (1 - roll[..., None]) + lip_rgb * roll[..., None]
-    img = cv2.GaussianBlur(img, (3, 3), 0.6)
 
     off = np.array([x0, y0], np.float32)
     alpha = _poly_mask(shape, poly - off).astype(np.float32) / 255.0
