@@ -70,6 +70,19 @@ def _mouth_mask(shape: tuple[int, int], points: np.ndarray, mouth_width: float) 
     return cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0
 
 
+def _moved_mask(backward: np.ndarray, points: np.ndarray, mouth_width: float) -> np.ndarray:
+    """[H, W] float32 feathered mask of where a backward map moves pixels by more than a tenth of a
+    pixel (closing the mouth moves the lips, and the chin and cheeks with them), and the lips."""
+    h, w = backward.shape[:2]
+    ident = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    moved = (np.abs(backward - ident).max(-1) > 0.1).astype(np.uint8) * 255
+    k = max(3, int(0.1 * mouth_width)) | 1
+    moved = cv2.dilate(moved, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    mask = np.maximum(cv2.GaussianBlur(moved, (k, k), 0).astype(np.float32) / 255.0,
+                      _mouth_mask((h, w), points, mouth_width))
+    return mask
+
+
 class BuiltinRenderer:
     """Renders frames of one portrait; construct once, then call `render` per motion vector."""
 
@@ -95,11 +108,11 @@ class BuiltinRenderer:
             fine = build_warp_grid(rig.points, size, step=2)
             m = backward_map(fine, rig.neutral, iterations=6)
             crop = cv2.remap(filled, m[..., 0], m[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-            if not options.crop_only:  # put the closed mouth back into the photo, around the lips only
+            if not options.crop_only:  # put the closed mouth back into the photo, where closing moved pixels
                 h, w = rgb.shape[:2]
                 back = cv2.warpAffine(crop, self.affine, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
                                       borderMode=cv2.BORDER_REPLICATE)
-                alpha = cv2.warpAffine(_mouth_mask((size, size), rig.points, rig.mouth_width), self.affine, (w, h),
+                alpha = cv2.warpAffine(_moved_mask(m, rig.points, rig.mouth_width), self.affine, (w, h),
                                        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)[..., None]
                 source = np.clip(rgb + alpha * (back.astype(np.float32) - rgb), 0, 255).astype(np.uint8)
             crop_mesh = crop_mesh.copy()

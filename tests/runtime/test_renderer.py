@@ -220,3 +220,14 @@ def test_open_mouth_meets_the_lower_lip_without_an_outline(renderer):
         band = slice(y - int(0.06 * mw), y)
         teeth = (hsv[band, x, 1] < 70) & (hsv[band, x, 2] > 140)
         assert teeth.sum() <= 1, k  # no lower teeth showing yet
+
+
+def test_smile_photo_at_rest_keeps_its_chin(portrait_rgb, portrait_mesh):
+    # closing the open smile moves the lips and, with them, the chin; in the full frame the closed
+    # face must be put back wherever it moved, or the rest pose's reopening shifts the chin
+    r = BuiltinRenderer(portrait_rgb, portrait_mesh.points, RenderOptions())
+    assert r.closed_by_warp and r.photo_source is not None
+    out = r.render(_motion()).astype(int)
+    diff = np.abs(out - portrait_rgb).max(2)
+    assert (diff > 20).sum() < 150  # was ~420, along the chin and the collar below it
+    assert diff.mean() < 0.06
