@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("portrait", help="portrait image (JPEG, PNG, WebP, BMP) or a prepared avatar (.npz)")
     g.add_argument("audio", help="speech audio (WAV, FLAC, OGG, MP3; any rate and channel count)")
     g.add_argument("-o", "--output", required=True, help="output .mp4 (H.264 + AAC) or .y4m (lossless)")
-    g.add_argument("--crf", type=int, help="H.264 quality, 0-51, lower is better (default from the profile: 20)")
+    g.add_argument("--crf", type=int, help="H.264 quality, 0-51, lower is better (default from the profile: 17)")
     _add_render_options(g)
     s = sub.add_parser("stream", help="the streaming session from a shell pipe: PCM in, y4m frames out")
     s.add_argument("portrait", help="portrait image or a prepared avatar (.npz)")
