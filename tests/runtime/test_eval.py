@@ -219,3 +219,25 @@ def test_cli_bad_inputs_are_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_rest_reference_is_the_photo_as_a_video_shows_it():
+    # frames of the untouched photo, each with the +-1 grey-level noise an encoder adds, are all at
+    # rest: measured against the pristine photo they read as an open mouth, against the reference not
+    from talkrt.runtime.evaluate.face68 import Face68
+    from talkrt.runtime.evaluate.run import rest_aperture
+    from talkrt.runtime.image_io import load_image
+
+    photo = load_image(PORTRAIT)
+    faces = Face68()
+    face = faces.find(photo, "photo")
+    pristine = float(M.aperture(face.landmarks[None])[0])
+    rest = rest_aperture(faces, photo, face)
+    assert rest == rest_aperture(faces, photo, face)  # seeded
+    frames = [np.clip(photo.astype(np.int16) + np.random.default_rng([s, 5]).integers(-1, 2, photo.shape), 0, 255)
+              .astype(np.uint8) for s in range(12)]
+    ap = np.array([M.aperture(faces.find(f, "frame").landmarks[None])[0] for f in frames])
+    above_pristine = np.maximum(ap - pristine, 0).mean()
+    above_rest = np.maximum(ap - rest, 0).mean()
+    assert above_pristine > 0.005  # the bias this corrects
+    assert above_rest < 0.5 * above_pristine
