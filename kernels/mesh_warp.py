@@ -84,8 +84,11 @@ def backward_map(wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndar
     return wg.full + up
 
 
-def mesh_warp_ref(image: np.ndarray, wg: WarpGrid, disp: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """Warp `image` ([height, width, C]) so that control point i moves by disp[i] ([N, 2] pixels)."""
+def mesh_warp_ref(image: np.ndarray, wg: WarpGrid, disp: np.ndarray, iterations: int = 3,
+                  cubic: bool = False) -> np.ndarray:
+    """Warp `image` ([height, width, C]) so that control point i moves by disp[i] ([N, 2] pixels),
+    sampling bilinearly or (`cubic`) bicubically."""
     m = backward_map(wg, disp, iterations)
-    return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REFLECT)
 

@@ -37,7 +37,7 @@ class TorchBuiltinRenderer(BuiltinRenderer):
         disp = self.rig.displace(motion) @ self.lin.T
         self._disp.numpy()[...] = disp
         mesh_warp(self._src, self._idx, self._w, self._disp.to(self.device, non_blocking=True),
-                  self.grid.base.shape[:2], self.grid.step, out=self._out)
+                  self.grid.base.shape[:2], self.grid.step, out=self._out, cubic=self.options.cubic)
         self._host.copy_(self._out)  # the frame leaves the device: the one sync per frame
         self._frame_disp = disp  # decode's photo mouth near rest warps with it (on the host)
         return self.points + disp

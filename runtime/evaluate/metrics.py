@@ -170,6 +170,15 @@ def speech_activity(env: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray
     return keep, voiced
 
 
+def rest_level(photo_ap: float, ap: np.ndarray) -> float:
+    """The aperture a mouth rests at in a video of this photo. A photo with parted lips (a smile
+    with teeth) rests at its own opening, however often the video presses the lips shut; a photo
+    with closed lips rests shut, at the video's own closed level where dlib reads that lower."""
+    if photo_ap > CLOSED_IOD or not len(ap):
+        return float(photo_ap)
+    return float(min(photo_ap, np.percentile(ap, 5)))
+
+
 def silence_ratio(ap: np.ndarray, env: np.ndarray, fps: float, rest: float) -> dict:
     """Mean aperture above the rest aperture (the photo's, or 0) in silence over the same in voiced
     speech: 0 = the mouth rests shut in pauses, 1 = it moves as much as in speech."""

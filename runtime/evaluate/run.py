@@ -167,9 +167,7 @@ def evaluate(video: str | Path, portrait: str | Path, audio: str | Path, text: s
         if rounded and spread:
             result["width_rounded_vs_spread"] = float(np.mean([width[a:b + 1].mean() for _, a, b in rounded])
                                                       / np.mean([width[a:b + 1].mean() for _, a, b in spread]))
-    # the mouth's rest: the photo's own opening, or the video's closed level where that is smaller
-    rest = min(photo_ap, float(np.percentile(ap, 5)))
-    result.update(M.silence_ratio(ap, env, fps, rest))
+    result.update(M.silence_ratio(ap, env, fps, M.rest_level(photo_ap, ap)))
     result["photo_aperture"] = photo_ap
     result.update({"identity_max": float(np.max(ident)), "identity_mean": float(np.mean(ident)),
                    "identity_over_030": float(np.mean(np.array(ident) > 0.30)), "identity_judged": len(ident)})

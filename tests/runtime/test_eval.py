@@ -59,6 +59,20 @@ def test_silence_ratio_and_activity():
     assert np.isnan(M.silence_ratio(ap_moving, np.full(100, 0.1), fps, rest=0.0)["silence_ratio"])
 
 
+def test_a_smile_rests_at_its_own_opening():
+    fps = 25.0
+    env = np.r_[np.zeros(25), np.full(50, 0.5), np.zeros(25)]  # 1 s pause, 2 s speech, 1 s pause
+    smile = 0.15
+    ap = np.full(100, smile)  # the pauses rest at the photo's smile
+    ap[25:75] = smile + 0.1 * np.abs(np.sin(np.arange(50) / 3))  # speech opens wider ...
+    ap[30:33] = ap[50:53] = 0.01  # ... and presses the lips shut on p/b/m
+    rest = M.rest_level(smile, ap)
+    assert rest == pytest.approx(smile)
+    assert M.silence_ratio(ap, env, fps, rest)["silence_ratio"] == pytest.approx(0.0)
+    # a closed-lip photo rests at the video's closed level when dlib reads that lower than the photo
+    assert M.rest_level(0.03, np.r_[np.full(50, 0.01), np.full(50, 0.2)]) == pytest.approx(0.01)
+
+
 def test_blinks_counted_from_eye_aspect_dips():
     ear = np.full(1500, 0.3)  # one minute at 25 fps
     for start in (100, 600, 1200):
