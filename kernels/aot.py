@@ -73,15 +73,15 @@ def _spec(kernel: str, dtype: str) -> tuple:
     if kernel == "mesh_invert":
         sig = {"fwd_ptr": "*fp32", "off_ptr": "*fp32", "gh": I32, "gw": I32, "step": "fp32"}
         return mw._invert_kernel, sig, {"ITERS": 3, "BLOCK": 256}
-    if kernel == "mesh_remap":
+    if kernel in ("mesh_remap", "mesh_remap_cubic"):
         sig = {"src_ptr": "*u8", "off_ptr": "*fp32", "out_ptr": "*u8", "mouth_ptr": "*u8", "alpha_ptr": "*fp32",
                "H": I32, "W": I32, "gh": I32, "gw": I32, "inv_step": "fp32"}
-        return mw._remap_kernel, sig, {"HAS_MOUTH": True, "BLOCK": 256}
+        return mw._remap_kernel, sig, {"HAS_MOUTH": True, "CUBIC": kernel.endswith("cubic"), "BLOCK": 256}
     raise ValueError(f"no AOT spec for kernel {kernel!r} ({', '.join(KERNELS)})")
 
 
 KERNELS = ("grid_sample3d", "keypoint_warp", "motion_input", "attention", "mesh_coarse_flow", "mesh_invert",
-           "mesh_remap")
+           "mesh_remap", "mesh_remap_cubic")
 
 
 def compile_kernel(kernel: str, arch: int, dtype: str = "fp16", ptx_version: int | None = None) -> Compiled:
