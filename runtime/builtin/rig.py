@@ -17,6 +17,8 @@ from talkrt.runtime.motion import FIELD, MOTION_FIELDS
 
 N_MESH = 478
 HEAD_RING_SCALE = 1.28
+NECK_HEAD_SHARE = 0.6  # how much of the head's movement the head ring under the chin (the neck) takes
+NECK_JAW_SHARE = 0.6  # ... and of the jaw's
 STATIC_RING_SCALE = 1.75
 
 
@@ -106,7 +108,8 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     head_w[:N_MESH] = 1.0
     # head ring: hair and skull follow fully, the part under the chin (neck) much less
     ring_y = head[:, 1]
-    head_w[N_MESH:N_MESH + len(head)] = np.clip(1.0 - (ring_y - (chin_y - 0.25 * face_h)) / (0.3 * face_h), 0.25, 1.0)
+    head_w[N_MESH:N_MESH + len(head)] = np.clip(1.0 - (ring_y - (chin_y - 0.25 * face_h)) / (0.3 * face_h),
+                                                NECK_HEAD_SHARE, 1.0)
     pivot = np.array([centre[0], centre[1] + 0.1 * face_h, np.median(z) + 0.75 * face_w])
 
     mouth_l, mouth_r = xy[61], xy[291]
@@ -136,6 +139,11 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     for i in upper_lip:
         jaw[i] = -0.06 * (1.0 - ((x[i] - mid_x) / (0.5 * mouth_w)) ** 2)
     b("jaw_open")[:N_MESH, 1] = jaw * jaw_px
+    # the neck under the chin gives way with it: the chin slides over the neck across a wide band
+    # instead of squeezing the narrow one above the head ring (which folds: a torn, blocky chin line)
+    ring_below = np.clip((head[:, 1] - corner_y) / max(lip_y - corner_y, 1.0), 0, 1)
+    ring_side = np.clip(1.2 - np.abs(head[:, 0] - mid_x) / (0.5 * face_w), 0, 1)
+    b("jaw_open")[N_MESH:N_MESH + len(head), 1] = NECK_JAW_SHARE * ring_below * ring_side * 0.85 * jaw_px
 
     # lips: spread pulls the corners out, round draws them in; cheeks near the corners follow
     near_mouth = np.exp(-(((x - mid_x) / (0.6 * mouth_w)) ** 2 + ((y - corner_y) / (0.45 * mouth_w)) ** 2))

@@ -231,3 +231,20 @@ def test_smile_photo_at_rest_keeps_its_chin(portrait_rgb, portrait_mesh):
     diff = np.abs(out - portrait_rgb).max(2)
     assert (diff > 20).sum() < 150  # was ~420, along the chin and the collar below it
     assert diff.mean() < 0.06
+
+
+def test_chin_slides_over_the_neck_without_folding(renderer):
+    # an open jaw during a nod moves the chin down a long way; the band between the chin and the head
+    # ring under it must give way without folding (a fold tears the chin line into blocks)
+    from talkrt.runtime.builtin.rig import N_MESH
+
+    tri, p = renderer.grid.triangles, renderer.points
+    area = lambda q: ((q[tri[:, 1], 0] - q[tri[:, 0], 0]) * (q[tri[:, 2], 1] - q[tri[:, 0], 1])
+                      - (q[tri[:, 1], 1] - q[tri[:, 0], 1]) * (q[tri[:, 2], 0] - q[tri[:, 0], 0]))
+    ring = ((tri >= N_MESH) & (tri < N_MESH + len(L.FACE_OVAL))).any(1)
+    under_chin = ring & (p[tri].mean(1)[:, 1] > p[152, 1] - 20)
+    assert under_chin.sum() >= 5
+    for jaw, pitch in ((0.4, 7.0), (0.6, 8.0)):
+        q = p + renderer.rig.displace(_motion(jaw_open=jaw, head_pitch=pitch))
+        ratio = (area(q) / area(p))[under_chin]
+        assert ratio.min() > 0.2, (jaw, pitch, ratio.min())
