@@ -106,7 +106,7 @@ def build_rig(mesh: np.ndarray, size: int = 512, close_mouth: bool = True) -> Ri
     chin_y = xy[L.CHIN, 1]
     head_w = np.zeros(n)
     head_w[:N_MESH] = 1.0
-    # head ring: hair and skull follow fully, the part under the chin (neck) much less
+    # head ring: hair and skull follow fully, the part under the chin (neck) less (NECK_HEAD_SHARE)
     ring_y = head[:, 1]
     head_w[N_MESH:N_MESH + len(head)] = np.clip(1.0 - (ring_y - (chin_y - 0.25 * face_h)) / (0.3 * face_h),
                                                 NECK_HEAD_SHARE, 1.0)
