@@ -21,6 +21,7 @@ CAVITY_RGB = np.array([58, 18, 22], np.float32)
 TEETH_RGB = np.array([238, 230, 212], np.float32)
 GUM_RGB = np.array([196, 104, 108], np.float32)
 TONGUE_RGB = np.array([178, 84, 88], np.float32)
+TEETH_SKIN_LUMA = 1.15  # drawn teeth are at most this much brighter than the skin around the mouth
 SUBPIXEL = 4  # cv2.fillPoly shift=2
 TEX_W = 256  # texture columns over u in [-1, 1]
 TEX_PER_MW = 240  # texture rows per mouth width of depth
@@ -124,9 +125,10 @@ def photo_textures(crop: np.ndarray, points: np.ndarray, mouth_width: float) -> 
     the upper layer; the lower layer is drawn in its teeth colour. None when the photo shows none."""
     upper, lower = _lip_curves(points)
     gaps = lower[1:-1, 1] - upper[1:-1, 1]
-    colour = teeth_colour(crop, points)
-    if gaps.max() < 0.06 * mouth_width or colour is TEETH_RGB:
+    own = _photo_teeth(crop, points)
+    if gaps.max() < 0.06 * mouth_width or own is None:
         return None
+    colour = teeth_colour(crop, points)
     gap_mw = float(np.median(gaps[2:-2])) / mouth_width
     mid_x = (upper[0, 0] + upper[-1, 0]) / 2
     half = max((upper[-1, 0] - upper[0, 0]) / 2, 1.0)
@@ -231,18 +233,50 @@ def _sample(tex: np.ndarray, col: np.ndarray, depth_mw: np.ndarray, shape: tuple
     return cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The photo's own teeth colour where its mouth shows them, else a neutral off-white."""
+def _photo_teeth(crop: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """The colour of the teeth a photo's open mouth shows (its brightest pixels), or None."""
     poly = np.concatenate([points[list(L.LIPS_UPPER_INNER)], points[list(L.LIPS_LOWER_INNER[1:-1])][::-1]])
     mask = _poly_mask(crop.shape[:2], poly) > 200
     if mask.sum() < 30:
-        return TEETH_RGB
+        return None
     px = crop[mask].astype(np.float32)
     bright = px[px.sum(1) >= np.percentile(px.sum(1), 70)]
     colour = np.median(bright, 0)
     if colour.mean() < 150 or colour.min() < 100:  # dark or strongly tinted: not teeth
+        return None
+    return colour
+
+
+def _skin(crop: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """Median colour of the skin around the lips (a ring 0.075-0.25 mouth widths out), or None."""
+    outer = np.concatenate([points[list(L.LIPS_UPPER_OUTER)], points[list(L.LIPS_LOWER_OUTER[1:-1])][::-1]])
+    width = float(np.linalg.norm(points[L.MOUTH_CORNERS[0]] - points[L.MOUTH_CORNERS[1]]))
+    lips = (_poly_mask(crop.shape[:2], outer) > 0).astype(np.uint8)
+    disc = lambda d: cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(d) | 1, int(d) | 1))
+    ring = cv2.dilate(lips, disc(0.5 * width)).astype(bool) & ~cv2.dilate(lips, disc(0.15 * width)).astype(bool)
+    if ring.sum() < 30:
+        return None
+    return np.median(crop[ring].astype(np.float32), 0)
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+
+
+def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The photo's own teeth colour where its mouth shows them. Else TEETH_RGB seen in the photo's
+    light: at most TEETH_SKIN_LUMA times as bright as the skin around the mouth (teeth in a
+    talking mouth are shaded by the lips; a studio white under a dim or warm photo reads as
+    dentures), tinted a little by the photo's white balance."""
+    own = _photo_teeth(crop, points)
+    if own is not None:
+        return (0.6 * own + 0.4 * TEETH_RGB).astype(np.float32)
+    skin = _skin(crop, points)
+    if skin is None or _luma(skin) < 1.0:
         return TEETH_RGB
-    return (0.6 * colour + 0.4 * TEETH_RGB).astype(np.float32)
+    scale = float(np.clip(TEETH_SKIN_LUMA * _luma(skin) / _luma(TEETH_RGB), 0.55, 1.0))
+    tint = (skin / _luma(skin)) ** 0.15
+    return np.clip(TEETH_RGB * scale * tint, 0, 255).astype(np.float32)
 
 
 def fill_mouth_opening(crop: np.ndarray, points: np.ndarray, mouth_width: float) -> np.ndarray:

@@ -162,6 +162,33 @@ def test_drawn_teeth_are_separate_teeth(closed_mouth):
     assert lower.sum() >= 4
 
 
+def test_drawn_teeth_match_the_photos_light(closed_mouth):
+    # Hopper's photo is dim and warm: studio-white teeth would glare like dentures. The drawn teeth
+    # are no brighter than 1.3x her skin (sampled here between lower lip and chin), clearly below
+    # the default white, and warmer (red over blue) than it
+    from talkrt.runtime.builtin.mouth import TEETH_RGB, teeth_colour
+
+    rgb, r = closed_mouth
+    x0, y0 = r.roi[:2]
+    pts = r.points + [x0, y0]
+    lip, chin = pts[17], pts[L.CHIN]
+    patch = rgb[int(lip[1] + 0.3 * (chin[1] - lip[1])):int(lip[1] + 0.6 * (chin[1] - lip[1])),
+                int(chin[0]) - 10:int(chin[0]) + 10].reshape(-1, 3).astype(float)
+    luma = lambda c: float(np.asarray(c, float) @ [0.299, 0.587, 0.114])
+    teeth = r.mouth.upper[..., :3][r.mouth.upper[..., 3] > 0.9].reshape(-1, 3).max(0)
+    assert luma(teeth) < min(1.3 * luma(np.median(patch, 0)), 0.85 * luma(TEETH_RGB))
+    assert teeth[0] / teeth[2] > TEETH_RGB[0] / TEETH_RGB[2] + 0.05
+    # a bright, neutral photo keeps the default white (closed lips: an outer lip outline, inner
+    # lips on one line)
+    white = np.full((96, 96, 3), 235, np.uint8)
+    pts = np.tile([48.0, 48.0], (478, 1))
+    outer = list(L.LIPS_UPPER_OUTER) + list(L.LIPS_LOWER_OUTER[1:-1])
+    angles = np.linspace(np.pi, 0, len(L.LIPS_UPPER_OUTER)).tolist() + np.linspace(np.pi, 2 * np.pi, 11)[1:-1].tolist()
+    pts[outer] = np.stack([48 + 16 * np.cos(angles), 48 + 6 * np.sin(angles)], 1)
+    pts[list(L.LIPS_UPPER_INNER) + list(L.LIPS_LOWER_INNER)] = np.stack([np.linspace(34, 62, 22), np.full(22, 48.0)], 1)
+    assert np.allclose(teeth_colour(white, pts), TEETH_RGB, atol=1)
+
+
 def test_gaze_moves_the_irises_over_a_persons_range(renderer):
     pts = lambda m: renderer.warp(m)
     rest = pts(_motion())
