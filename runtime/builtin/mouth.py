@@ -205,7 +205,9 @@ def paint_mouth(frame: np.ndarray, points: np.ndarray, mouth_width: float, textu
     else:
         shown = TEETH_SHOWN_CLOSED + (TEETH_SHOWN_OPEN - TEETH_SHOWN_CLOSED) * open_share
         cover = max(0.0, 0.165 - shown)
-    d_up = (yy - up_y) / mouth_width + cover
+    # (rows at and just above the lip line, where the soft edge of the opening blends in, take the
+    # layer's first row: sampling above it would blend the dark cavity in, a dark outline)
+    d_up = np.maximum(yy - up_y, 0) / mouth_width + cover
     upper_rgba = _sample(textures.upper, col, d_up, shape)
     img = img * (1 - upper_rgba[..., 3:]) + upper_rgba[..., :3] * upper_rgba[..., 3:]
     # a soft shadow of the upper lip on whatever is just under it (a photo's teeth have their own)

@@ -249,6 +249,20 @@ def test_open_mouth_meets_the_lower_lip_without_an_outline(renderer):
         assert teeth.sum() <= 1, k  # no lower teeth showing yet
 
 
+def test_open_mouth_meets_the_upper_lip_without_an_outline(renderer):
+    # the photo's teeth hang from the upper lip: along the lip line the frame is not much darker than
+    # the teeth layer's own first rows (the opening's soft edge must not blend the dark cavity in)
+    frame = renderer.render(_motion(jaw_open=0.3)).copy().astype(float)
+    pts = renderer.warp(_motion(jaw_open=0.3))
+    upper = pts[list(L.LIPS_UPPER_INNER)]
+    luma = lambda px: px @ [0.299, 0.587, 0.114]
+    first = luma(renderer.mouth.upper[:4, 96:160, :3].reshape(-1, 3)).mean()
+    xs = np.arange(int(upper[3, 0]), int(upper[7, 0]))
+    ys = np.round(np.interp(xs, upper[:, 0], upper[:, 1])).astype(int)
+    for dy in (-1, 0):  # the lip line and the row above it: no pixel darker than the teeth's shade
+        assert luma(frame[ys + dy, xs]).min() > 0.7 * first, dy
+
+
 def test_smile_photo_at_rest_keeps_its_chin(portrait_rgb, portrait_mesh):
     # closing the open smile moves the lips and, with them, the chin; in the full frame the closed
     # face must be put back wherever it moved, or the rest pose's reopening shifts the chin
