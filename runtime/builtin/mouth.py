@@ -22,6 +22,7 @@ TEETH_RGB = np.array([238, 230, 212], np.float32)
 GUM_RGB = np.array([196, 104, 108], np.float32)
 TONGUE_RGB = np.array([178, 84, 88], np.float32)
 TEETH_SKIN_LUMA = 1.15  # drawn teeth are at most this much brighter than the skin around the mouth
+TEETH_MIN_SCALE = 0.75  # and at least this share of TEETH_RGB (teeth are no darker for darker skin)
 SUBPIXEL = 4  # cv2.fillPoly shift=2
 TEX_W = 256  # texture columns over u in [-1, 1]
 TEX_PER_MW = 240  # texture rows per mouth width of depth
@@ -269,14 +270,16 @@ def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The photo's own teeth colour where its mouth shows them. Else TEETH_RGB seen in the photo's
     light: at most TEETH_SKIN_LUMA times as bright as the skin around the mouth (teeth in a
     talking mouth are shaded by the lips; a studio white under a dim or warm photo reads as
-    dentures), tinted a little by the photo's white balance."""
+    dentures), tinted a little by the photo's white balance. Skin is a light meter only for light
+    skin: teeth stay at least TEETH_MIN_SCALE of the default white, so darker skin never makes
+    them grey."""
     own = _photo_teeth(crop, points)
     if own is not None:
         return (0.6 * own + 0.4 * TEETH_RGB).astype(np.float32)
     skin = _skin(crop, points)
     if skin is None or _luma(skin) < 1.0:
         return TEETH_RGB
-    scale = float(np.clip(TEETH_SKIN_LUMA * _luma(skin) / _luma(TEETH_RGB), 0.55, 1.0))
+    scale = float(np.clip(TEETH_SKIN_LUMA * _luma(skin) / _luma(TEETH_RGB), TEETH_MIN_SCALE, 1.0))
     tint = (skin / _luma(skin)) ** 0.15
     return np.clip(TEETH_RGB * scale * tint, 0, 255).astype(np.float32)
 
