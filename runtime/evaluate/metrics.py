@@ -192,11 +192,25 @@ def silence_ratio(ap: np.ndarray, env: np.ndarray, fps: float, rest: float) -> d
     return out
 
 
+BLINK_DIP = 0.7  # a blink: the eye aspect below this share of its local baseline
+BLINK_BASELINE_S = 0.5  # the baseline: the median over this long either side
+
+
 def blinks(ear: np.ndarray, fps: float) -> dict:
-    """Blinks per minute: dips of the eye aspect ratio below 60 % of its median (a dip = one blink)."""
-    closed = ear < 0.6 * np.median(ear)
-    count = int((np.diff(closed.astype(int)) == 1).sum() + (1 if len(closed) and closed[0] else 0))
-    minutes = len(ear) / fps / 60
+    """Blinks per minute: dips of the eye aspect ratio below BLINK_DIP of its running median over
+    +-BLINK_BASELINE_S (a dip = one blink; dips one frame apart are one blink). The baseline is
+    local because dlib reads closed eyes behind glasses as a shallow dip (to 0.55-0.8 of open), and
+    the open level itself drifts with expression and head pitch; a 4-frame blink barely moves a
+    25-frame median, a slow squint or nod moves it along."""
+    ear = np.asarray(ear, np.float64)
+    n = len(ear)
+    half = max(1, int(round(BLINK_BASELINE_S * fps)))
+    base = np.array([np.median(ear[max(0, i - half):i + half + 1]) for i in range(n)])
+    closed = ear < BLINK_DIP * base
+    if n > 2:  # bridge one open frame inside a dip (landmark noise)
+        closed[1:-1] |= closed[:-2] & closed[2:]
+    count = int((np.diff(closed.astype(int)) == 1).sum() + (1 if n and closed[0] else 0))
+    minutes = n / fps / 60
     return {"blinks": count, "blinks_per_min": count / minutes if minutes > 0 else float("nan")}
 
 

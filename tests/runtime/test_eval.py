@@ -81,6 +81,27 @@ def test_blinks_counted_from_eye_aspect_dips():
     assert b["blinks"] == 3 and b["blinks_per_min"] == pytest.approx(3.0)
 
 
+def test_blinks_behind_glasses_and_drifting_eyes():
+    rng = np.random.default_rng(0)
+    t = np.arange(1500) / 25.0
+    # the open level drifts (squint, nods: 0.26-0.34 over seconds) with landmark noise; dlib reads
+    # closed eyes behind glasses as a shallow dip, to 0.55-0.65 of open, with an open-looking frame
+    # in the middle of one of them
+    open_ = 0.30 + 0.04 * np.sin(2 * np.pi * t / 7.0)
+    ear = open_ + rng.normal(0, 0.006, len(t))
+    starts = (60, 300, 520, 800, 1010, 1330)
+    for k, start in enumerate(starts):
+        ear[start:start + 4] = open_[start:start + 4] * np.array([0.8, 0.6, 0.55, 0.65])
+    ear[521] = open_[521] * 0.8  # the noisy frame inside a dip
+    assert M.blinks(ear, 25.0)["blinks"] == len(starts)
+    # the drift and the noise alone are no blinks
+    assert M.blinks(open_ + rng.normal(0, 0.006, len(t)), 25.0)["blinks"] == 0
+    # eyes shut for 2 s are not a stream of blinks: at most one
+    long = np.full(500, 0.3)
+    long[200:250] = 0.08
+    assert M.blinks(long, 25.0)["blinks"] <= 1
+
+
 def _project(pitch, yaw, roll, width=640, height=480, dist_mm=600.0):
     rot = cv2.Rodrigues(np.zeros(3))[0]
     rx, ry, rz = np.radians([pitch, yaw, roll])
