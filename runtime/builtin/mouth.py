@@ -262,8 +262,11 @@ def _skin(crop: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     return np.median(crop[ring].astype(np.float32), 0)
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def _luma(rgb: np.ndarray) -> float:
-    return float(np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    return float(np.asarray(rgb, np.float32) @ _LUMA)
 
 
 def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -272,7 +275,8 @@ def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     talking mouth are shaded by the lips; a studio white under a dim or warm photo reads as
     dentures), tinted a little by the photo's white balance. Skin is a light meter only for light
     skin: teeth stay at least TEETH_MIN_SCALE of the default white, so darker skin never makes
-    them grey."""
+    them grey. Whatever the skin, they are never brighter than the photo's brightest (98th
+    percentile) luma: an underexposed photo keeps dim teeth."""
     own = _photo_teeth(crop, points)
     if own is not None:
         return (0.6 * own + 0.4 * TEETH_RGB).astype(np.float32)
@@ -280,6 +284,8 @@ def teeth_colour(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     if skin is None or _luma(skin) < 1.0:
         return TEETH_RGB
     scale = float(np.clip(TEETH_SKIN_LUMA * _luma(skin) / _luma(TEETH_RGB), TEETH_MIN_SCALE, 1.0))
+    brightest = float(np.percentile(crop.reshape(-1, 3).astype(np.float32) @ _LUMA, 98))
+    scale = min(scale, max(brightest, 1.0) / _luma(TEETH_RGB))
     tint = (skin / _luma(skin)) ** 0.15
     return np.clip(TEETH_RGB * scale * tint, 0, 255).astype(np.float32)
 

@@ -187,9 +187,15 @@ def test_drawn_teeth_match_the_photos_light(closed_mouth):
     pts[outer] = np.stack([48 + 16 * np.cos(angles), 48 + 6 * np.sin(angles)], 1)
     pts[list(L.LIPS_UPPER_INNER) + list(L.LIPS_LOWER_INNER)] = np.stack([np.linspace(34, 62, 22), np.full(22, 48.0)], 1)
     assert np.allclose(teeth_colour(white, pts), TEETH_RGB, atol=1)
-    # dark skin is not dim light: the teeth stay near white, not grey-brown
+    # dark skin is not dim light: in a well-exposed photo (a white collar) the teeth stay near
+    # white, not grey-brown
     dark = np.full((96, 96, 3), (92, 62, 48), np.uint8)
+    dark[-10:] = 240
     assert luma(teeth_colour(dark, pts)) > 0.7 * luma(TEETH_RGB)
+    # but an underexposed photo (nothing brighter than 70) keeps dim teeth
+    dim = np.full((96, 96, 3), (60, 45, 38), np.uint8)
+    dim[:8] = 70
+    assert luma(teeth_colour(dim, pts)) <= 71
 
 
 def test_gaze_moves_the_irises_over_a_persons_range(renderer):
