@@ -90,7 +90,7 @@ def test_blinks_behind_glasses_and_drifting_eyes():
     open_ = 0.30 + 0.04 * np.sin(2 * np.pi * t / 7.0)
     ear = open_ + rng.normal(0, 0.006, len(t))
     starts = (60, 300, 520, 800, 1010, 1330)
-    for k, start in enumerate(starts):
+    for start in starts:
         ear[start:start + 4] = open_[start:start + 4] * np.array([0.8, 0.6, 0.55, 0.65])
     ear[521] = open_[521] * 0.8  # the noisy frame inside a dip
     assert M.blinks(ear, 25.0)["blinks"] == len(starts)

@@ -268,7 +268,7 @@ def test_open_mouth_meets_the_upper_lip_without_an_outline(renderer):
     first = luma(renderer.mouth.upper[:4, 96:160, :3].reshape(-1, 3)).mean()
     xs = np.arange(int(upper[3, 0]), int(upper[7, 0]))
     ys = np.round(np.interp(xs, upper[:, 0], upper[:, 1])).astype(int)
-    for dy in (-1, 0):  # the lip line and the row above it: no pixel darker than the teeth's shade
+    for dy in (-1, 0):  # the lip line and the row above it: no pixel far darker than the teeth's shade
         assert luma(frame[ys + dy, xs]).min() > 0.7 * first, dy
 
 
